@@ -1,0 +1,1 @@
+"""Eval suites of agent behaviour, their runner and scorers (DESIGN.md)."""

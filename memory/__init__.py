@@ -1,0 +1,1 @@
+"""The experience store of past tasks, subtasks and policies (DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Asset files: procedural URDFs, shipped Genesis meshes, user imports."""
