@@ -64,6 +64,11 @@ class ArticulationJoint(BaseModel):
     upper: float = Field(description="Fully open position (m or rad).")
     handle_link: str | None = Field(default=None, description="Link the hand should grasp to move it.")
 
+    def range_at(self, scale: float) -> tuple[float, float]:
+        """(closed, open) at an object scale: a drawer's travel scales, a hinge's angle does not."""
+        k = scale if self.kind == "prismatic" else 1.0
+        return self.lower * k, self.upper * k
+
 
 class ObjectAsset(BaseModel):
     """One catalog object. Extents, mass and friction are real-world values at scale 1."""

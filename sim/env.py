@@ -1,0 +1,496 @@
+"""HandEnv: the batched dexterous-hand environment over a Genesis scene built from a TaskSpec.
+
+Actions are position targets for the *active* joints (the rest are frozen: they hold the target they
+had when the episode started). Every step publishes a metrics dict (documented in
+`dexforge.sim.metrics`) that rewards and predicates read. Finished envs reset themselves inside
+`step` (skrl's trainer never calls `reset` with several envs), so `StepResult.metrics` describes the
+step that just happened while `StepResult.obs` is already the first observation of the new episode
+for the envs in `StepResult.reset`. An env whose state turns non-finite is reset and counted.
+
+Shapes: N = num_envs, A = num_actions (active joints), D = robot joints, O = observation size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import torch
+from dexforge.sim import hand as H
+from dexforge.sim.predicates import compile_predicates, evaluate
+from dexforge.sim.rotations import quat_apply, quat_from_yaw, quat_mul
+from dexforge.sim.scene import BuiltScene, SceneConfig, build_scene, initial_robot_qpos, mesh_centre_offset
+from dexforge.sim.spec import TaskSpec
+from pydantic import BaseModel, ConfigDict, Field
+
+Metrics = dict[str, torch.Tensor]
+
+
+class EnvConfig(BaseModel):
+    """How actions map to joints and how episodes run (the task itself is the TaskSpec)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    active: tuple[str, ...] = Field(default=("all",), description="Joint groups or joint names the actions drive.")
+    action_mode: Literal["delta", "absolute"] = Field(
+        default="delta",
+        description="delta: an action of 1 moves a target by one step size; absolute: [-1, 1] spans the joint range.",
+    )
+    translation_step: float = Field(default=0.01, gt=0, description="Wrist target change per unit action, m.")
+    rotation_step: float = Field(default=0.05, gt=0, description="Wrist/arm target change per unit action, rad.")
+    finger_step: float = Field(default=0.1, gt=0, description="Hand joint target change per unit action, rad.")
+    randomize: bool = Field(default=True, description="Apply the spec's pose randomisation at every reset.")
+    auto_reset: bool = Field(default=True, description="Reset finished envs inside step().")
+    terminate_on_success: bool = Field(default=False, description="End an episode as soon as it succeeds.")
+
+
+class StepResult(NamedTuple):
+    obs: torch.Tensor  # (N, O), after auto-reset
+    metrics: Metrics  # of the step just taken (before any reset)
+    success: torch.Tensor  # (N,) bool
+    terminated: torch.Tensor  # (N,) bool
+    truncated: torch.Tensor  # (N,) bool
+    reset: torch.Tensor  # (N,) bool, envs reset inside this step (finished or non-finite)
+
+
+@dataclass
+class EnvState:
+    """Everything that defines the envs' physical state and episode progress; saveable with torch.save."""
+
+    robot_q: torch.Tensor  # (N, D)
+    robot_v: torch.Tensor  # (N, D)
+    targets: torch.Tensor  # (N, D)
+    objects_q: dict[str, torch.Tensor]  # name -> (N, nq)
+    objects_v: dict[str, torch.Tensor]  # name -> (N, nv)
+    step: torch.Tensor  # (N,)
+
+    @property
+    def n(self) -> int:
+        return self.robot_q.shape[0]
+
+    def select(self, idx: torch.Tensor) -> EnvState:
+        return EnvState(
+            self.robot_q[idx],
+            self.robot_v[idx],
+            self.targets[idx],
+            {k: v[idx] for k, v in self.objects_q.items()},
+            {k: v[idx] for k, v in self.objects_v.items()},
+            self.step[idx],
+        )
+
+    def save(self, path: Path) -> Path:
+        torch.save(self.__dict__, path)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path) -> EnvState:
+        return cls(**torch.load(path, weights_only=True))
+
+
+class HandEnv:
+    """Batched environment: `reset()`, `step(actions)`, `metrics`, `get_state()` / `set_state()`."""
+
+    def __init__(self, spec: TaskSpec, config: EnvConfig | None = None, scene: SceneConfig | BuiltScene | None = None):
+        self.spec = spec
+        self.config = config or EnvConfig()
+        self.built = scene if isinstance(scene, BuiltScene) else build_scene(spec, scene or SceneConfig())
+        b = self.built
+        self.num_envs = b.n_envs
+        self.device = torch.device("cpu") if b.config.backend == "cpu" else _genesis_device()
+        self.dt = spec.dt
+        self.joint_names = b.robot_joints
+        groups = H.joint_groups(b.arm_joints)
+        try:
+            self.active_joints = H.resolve_joints(self.config.active, self.joint_names, groups)
+        except ValueError as exc:
+            raise ValueError(f"EnvConfig.active: {exc}") from None
+        self.active_idx = torch.tensor([self.joint_names.index(j) for j in self.active_joints], device=self.device)
+        self.num_actions = len(self.active_joints)
+        self._n_arm = len(b.arm_joints)
+        lo, hi = self._limits()
+        self.lower, self.upper = lo, hi
+        self._step_size = torch.tensor([self._step_of(j) for j in self.joint_names], device=self.device)
+        self._init_q = torch.as_tensor(initial_robot_qpos(b), dtype=torch.float32, device=self.device)
+        self._predicates = compile_predicates(spec)
+        self._rng = torch.Generator(device="cpu").manual_seed(spec.seed)
+        self._start: EnvState | None = None
+        self._setup_objects()
+        self._setup_contacts()
+        n, d = self.num_envs, len(self.joint_names)
+        self.targets = self._init_q.repeat(n, 1)
+        self.actions = torch.zeros(n, self.num_actions, device=self.device)
+        self.prev_actions = torch.zeros_like(self.actions)
+        self.episode_step = torch.zeros(n, dtype=torch.long, device=self.device)
+        self.nan_resets = 0
+        self.nan_resets_per_env = torch.zeros(n, dtype=torch.long, device=self.device)
+        self._grasp_time = {k: torch.zeros(n, device=self.device) for k in self.objects}
+        self._start_pos = {k: torch.zeros(n, 3, device=self.device) for k in self.objects}
+        self._start_quat = {k: torch.zeros(n, 4, device=self.device) for k in self.objects}
+        self._contacts = torch.zeros(n, len(self.objects), 6, dtype=torch.bool, device=self.device)
+        self._forces = torch.zeros(n, len(self.objects), 6, device=self.device)
+        self._ground = torch.zeros(n, len(self.objects), dtype=torch.bool, device=self.device)
+        self.metrics: Metrics = {}
+        del d
+        self.reset()
+
+    # setup -------------------------------------------------------------------------------------
+    def _step_of(self, joint: str) -> float:
+        if joint in H.WRIST_JOINTS[:3]:
+            return self.config.translation_step
+        if joint in H.WRIST_JOINTS[3:] or joint in self.built.arm_joints:
+            return self.config.rotation_step
+        return self.config.finger_step
+
+    def _robots(self):
+        return [e for e in (self.built.arm, self.built.hand) if e is not None]
+
+    def _limits(self) -> tuple[torch.Tensor, torch.Tensor]:
+        lows, highs = [], []
+        for e in self._robots():
+            lo, hi = e.get_dofs_limit()
+            lows.append(torch.as_tensor(lo, dtype=torch.float32).reshape(-1, e.n_dofs)[0])
+            highs.append(torch.as_tensor(hi, dtype=torch.float32).reshape(-1, e.n_dofs)[0])
+        lo, hi = torch.cat(lows).to(self.device), torch.cat(highs).to(self.device)
+        return lo.clamp(min=-10.0), hi.clamp(max=10.0)
+
+    def _setup_objects(self) -> None:
+        b = self.built
+        self.objects = dict(b.objects)
+        self.object_names = list(self.objects)
+        self._free = {k: not e.base_link.is_fixed for k, e in self.objects.items()}
+        self._offset = {k: mesh_centre_offset(b, k).to(self.device) for k in self.objects}
+        self._joint_dofs: dict[str, list[int]] = {}
+        self._joint_range: dict[str, tuple[float, float]] = {}
+        for name, obj in b.spec_objects():
+            asset, entity = b.assets[name], self.objects[name]
+            if asset.articulation:
+                self._joint_dofs[name] = [entity.get_joint(j.name).dofs_idx_local[0] for j in asset.articulation]
+                self._joint_range[name] = asset.articulation[0].range_at(obj.scale)
+        self._nominal: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        from dexforge.sim.rotations import quat_from_euler
+
+        for name, obj in b.spec_objects():
+            self._nominal[name] = (
+                torch.tensor(obj.pose.pos, dtype=torch.float32, device=self.device),
+                quat_from_euler(obj.pose.euler, device=self.device),
+            )
+        hand = b.hand
+        self._tip_links = [hand.get_link(n).idx_local for n in H.FINGERTIP_LINKS]
+        self._palm_link = hand.get_link("palm").idx_local
+        self._tip_offsets = torch.tensor(H.FINGERTIP_OFFSETS, dtype=torch.float32, device=self.device)
+        self._palm_offset = torch.tensor(H.PALM_OFFSET, dtype=torch.float32, device=self.device)
+
+    def _setup_contacts(self) -> None:
+        """Lookup tables from global link index to hand part (0-5) and to object (0..K-1), -1 elsewhere."""
+        solver = self.built.scene.rigid_solver
+        n_links = solver.n_links
+        part = torch.full((n_links + 1,), -1, dtype=torch.long)
+        obj = torch.full((n_links + 1,), -1, dtype=torch.long)
+        hand = self.built.hand
+        for p, name in enumerate(H.CONTACT_PARTS):
+            for link in H.FINGER_LINKS[name]:
+                try:
+                    part[hand.get_link(link).idx] = p
+                except Exception:
+                    continue
+        for k, entity in enumerate(self.objects.values()):
+            obj[entity.link_start : entity.link_end] = k
+        ground = torch.zeros(n_links + 1, dtype=torch.bool)
+        ground[self.built.ground.link_start : self.built.ground.link_end] = True
+        self._part_of, self._obj_of, self._is_ground = part.to(self.device), obj.to(self.device), ground.to(self.device)
+
+    # reading the simulator -----------------------------------------------------------------------
+    def _robot_q(self) -> torch.Tensor:
+        return torch.cat([e.get_dofs_position() for e in self._robots()], dim=-1)
+
+    def _robot_v(self) -> torch.Tensor:
+        return torch.cat([e.get_dofs_velocity() for e in self._robots()], dim=-1)
+
+    def _control(self, targets: torch.Tensor) -> None:
+        if self.built.arm is not None:
+            self.built.arm.control_dofs_position(targets[:, : self._n_arm])
+        self.built.hand.control_dofs_position(targets[:, self._n_arm :])
+
+    def _read_contacts(self) -> None:
+        data = self.built.scene.rigid_solver.collider.get_contacts(as_tensor=True, to_torch=True, is_padded=True)
+        n = data["n_contacts"].reshape(-1)
+        cmax = int(n.max()) if n.numel() else 0
+        self._contacts.zero_()
+        self._forces.zero_()
+        self._ground.zero_()
+        if cmax == 0:
+            return
+        la, lb = data["link_a"][:, :cmax].long(), data["link_b"][:, :cmax].long()
+        valid = torch.arange(cmax, device=self.device)[None, :] < n[:, None]
+        la = torch.where(valid & (la >= 0), la, -1)
+        lb = torch.where(valid & (lb >= 0), lb, -1)
+        force = data["force"][:, :cmax].norm(dim=-1)
+        k = len(self.objects)
+        pa, pb, oa, ob = self._part_of[la], self._part_of[lb], self._obj_of[la], self._obj_of[lb]
+        # hand part x object pairs, either order; one dump slot for everything else
+        pair = torch.where((pa >= 0) & (ob >= 0), ob * 6 + pa, torch.where((pb >= 0) & (oa >= 0), oa * 6 + pb, k * 6))
+        counts = torch.zeros(self.num_envs, k * 6 + 1, device=self.device)
+        counts.scatter_add_(1, pair, valid.float())
+        forces = torch.zeros_like(counts).scatter_add_(1, pair, force * valid)
+        self._contacts.copy_((counts[:, : k * 6] > 0).view(-1, k, 6))
+        self._forces.copy_(forces[:, : k * 6].view(-1, k, 6))
+        ga, gb = self._is_ground[la], self._is_ground[lb]
+        on = torch.where(ga & (ob >= 0), ob, torch.where(gb & (oa >= 0), oa, k))
+        g = torch.zeros(self.num_envs, k + 1, device=self.device).scatter_add_(1, on, valid.float())
+        self._ground.copy_(g[:, :k] > 0)
+
+    def _compute_metrics(self) -> Metrics:
+        hand = self.built.hand
+        links_pos = hand.get_links_pos()
+        links_quat = hand.get_links_quat()
+        tip_q = links_quat[:, self._tip_links]
+        tips = links_pos[:, self._tip_links] + quat_apply(tip_q, self._tip_offsets.expand_as(tip_q[..., :3]))
+        palm_q = links_quat[:, self._palm_link]
+        palm = links_pos[:, self._palm_link] + quat_apply(palm_q, self._palm_offset.expand(self.num_envs, 3))
+        normal = quat_apply(palm_q, torch.tensor([0.0, -1.0, 0.0], device=self.device).expand(self.num_envs, 3))
+        q = self._robot_q()
+        m: Metrics = {
+            "fingertip_pos": tips,
+            "palm_pos": palm,
+            "palm_quat": palm_q,
+            "palm_normal": normal,
+            "joint_pos": q,
+            "joint_vel": self._robot_v(),
+            "targets": self.targets.clone(),
+            "actions": self.actions.clone(),
+            "prev_actions": self.prev_actions.clone(),
+            "step": self.episode_step.clone(),
+            "time": self.episode_step.float() * self.dt,
+        }
+        for k, (name, entity) in enumerate(self.objects.items()):
+            quat = entity.get_quat()
+            pos = entity.get_pos()
+            if self._offset[name].abs().sum() > 0:
+                pos = pos + quat_apply(quat, self._offset[name].expand_as(pos))
+            contacts = self._contacts[:, k]
+            grasped = (contacts[:, 0] | contacts[:, 5]) & contacts[:, 1:5].any(dim=-1)
+            m[f"{name}.pos"] = pos
+            m[f"{name}.quat"] = quat
+            m[f"{name}.linvel"] = entity.get_vel() if self._free[name] else torch.zeros_like(pos)
+            m[f"{name}.angvel"] = entity.get_ang() if self._free[name] else torch.zeros_like(pos)
+            m[f"{name}.start_pos"] = self._start_pos[name]
+            m[f"{name}.start_quat"] = self._start_quat[name]
+            m[f"{name}.lift"] = pos[:, 2] - self._start_pos[name][:, 2]
+            m[f"{name}.palm_dist"] = (pos - palm).norm(dim=-1)
+            m[f"{name}.fingertip_dist"] = (tips - pos[:, None]).norm(dim=-1)
+            m[f"{name}.contacts"] = contacts.clone()
+            m[f"{name}.contact_force"] = self._forces[:, k].clone()
+            m[f"{name}.n_contacts"] = contacts.sum(dim=-1)
+            m[f"{name}.on_ground"] = self._ground[:, k].clone()
+            m[f"{name}.grasped"] = grasped
+            m[f"{name}.grasp_time"] = self._grasp_time[name].clone()
+            if name in self._joint_dofs:
+                jq = entity.get_dofs_position(dofs_idx_local=self._joint_dofs[name])
+                lo, hi = self._joint_range[name]
+                m[f"{name}.joint_pos"] = jq
+                m[f"{name}.open_fraction"] = (jq[:, 0] - lo) / (hi - lo)
+        success, parts = evaluate(self._predicates, m, self.num_envs)
+        m["success"], m["success_parts"] = success, parts.to(self.device)
+        return m
+
+    # episodes --------------------------------------------------------------------------------------
+    def set_start_states(self, state: EnvState | None) -> None:
+        """Resets draw their start from these saved states (one per reset env, drawn at random) instead of
+        the spec's initial layout. `None` returns to the spec."""
+        self._start = state
+
+    def reset(self, envs_idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Reset the given envs (all by default); returns the observations of all envs (N, O)."""
+        idx = torch.arange(self.num_envs, device=self.device) if envs_idx is None else envs_idx.to(self.device)
+        if idx.numel() == 0:
+            return self.observations()
+        if self._start is not None:
+            pick = torch.randint(0, self._start.n, (idx.numel(),), generator=self._rng).to(self.device)
+            self._apply_state(self._start.select(pick), idx)
+            self.episode_step[idx] = 0
+        else:
+            self._reset_to_spec(idx)
+        self.actions[idx] = 0.0
+        self.prev_actions[idx] = 0.0
+        for name in self.objects:
+            self._grasp_time[name][idx] = 0.0
+        self._mark_start(idx)
+        self.metrics = self._compute_metrics()
+        return self.observations()
+
+    def _reset_to_spec(self, idx: torch.Tensor) -> None:
+        n = idx.numel()
+        q = self._init_q.repeat(n, 1)
+        for e, sl in self._robot_slices():
+            e.set_dofs_position(q[:, sl], envs_idx=idx, zero_velocity=True)
+        self.targets[idx] = q
+        for name, entity in self.objects.items():
+            obj = self.spec.object_spec(name)
+            pos, quat = self._nominal[name]
+            pos, quat = pos.repeat(n, 1), quat.repeat(n, 1)
+            if self.config.randomize and self._free[name]:
+                noise = obj.randomize
+                u = torch.rand(n, 3, generator=self._rng).to(self.device) * 2 - 1
+                pos[:, :2] += u[:, :2] * noise.xy
+                quat = quat_mul(quat_from_yaw(u[:, 2] * noise.yaw * torch.pi / 180), quat)
+            if self._free[name]:
+                base = pos - quat_apply(quat, self._offset[name].expand_as(pos))
+                entity.set_qpos(torch.cat([base, quat], dim=-1), envs_idx=idx, zero_velocity=True)
+            if name in self._joint_dofs:
+                init = [obj.joints.get(j.name, 0.0) for j in self.built.assets[name].articulation]
+                entity.set_dofs_position(
+                    torch.tensor(init, device=self.device).repeat(n, 1),
+                    dofs_idx_local=self._joint_dofs[name],
+                    envs_idx=idx,
+                    zero_velocity=True,
+                )
+        self.episode_step[idx] = 0
+
+    def _mark_start(self, idx: torch.Tensor) -> None:
+        for name, entity in self.objects.items():
+            quat = entity.get_quat()[idx]
+            pos = entity.get_pos()[idx]
+            self._start_pos[name][idx] = pos + quat_apply(quat, self._offset[name].expand_as(pos))
+            self._start_quat[name][idx] = quat
+
+    def _robot_slices(self):
+        out, start = [], 0
+        for e in self._robots():
+            out.append((e, slice(start, start + e.n_dofs)))
+            start += e.n_dofs
+        return out
+
+    def step(self, actions: torch.Tensor) -> StepResult:
+        """Advance every env by one control step. `actions`: (N, A) in [-1, 1]."""
+        actions = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
+        if actions.shape != (self.num_envs, self.num_actions):
+            raise ValueError(f"actions must have shape {(self.num_envs, self.num_actions)}, got {tuple(actions.shape)}")
+        actions = torch.nan_to_num(actions, nan=0.0).clamp(-1.0, 1.0)
+        self.prev_actions = self.actions
+        self.actions = actions
+        cols = self.active_idx
+        if self.config.action_mode == "delta":
+            new = self.targets[:, cols] + actions * self._step_size[cols]
+        else:
+            lo, hi = self.lower[cols], self.upper[cols]
+            new = lo + (actions + 1.0) * 0.5 * (hi - lo)
+        self.targets[:, cols] = torch.maximum(torch.minimum(new, self.upper[cols]), self.lower[cols])
+        return self._advance()
+
+    def step_targets(self, targets: torch.Tensor) -> StepResult:
+        """Advance with absolute targets for all robot joints (N, D): for planned and scripted controllers."""
+        targets = torch.as_tensor(targets, dtype=torch.float32, device=self.device)
+        self.prev_actions = self.actions
+        self.actions = torch.zeros_like(self.actions)
+        self.targets = torch.maximum(torch.minimum(targets, self.upper), self.lower).clone()
+        return self._advance()
+
+    def _advance(self) -> StepResult:
+        self._control(self.targets)
+        self.built.scene.step()
+        self.episode_step += 1
+        self._read_contacts()
+        for k, name in enumerate(self.objects):
+            held = (self._contacts[:, k, 0] | self._contacts[:, k, 5]) & self._contacts[:, k, 1:5].any(-1)
+            held &= ~self._ground[:, k]
+            self._grasp_time[name] = torch.where(held, self._grasp_time[name] + self.dt, 0.0)
+        m = self._compute_metrics()
+        bad = self._non_finite(m)
+        success = m["success"] & ~bad
+        terminated = success & self.config.terminate_on_success
+        truncated = (self.episode_step >= self.spec.episode_length) & ~terminated
+        done = terminated | truncated | bad
+        if bad.any():
+            self.nan_resets += int(bad.sum())
+            self.nan_resets_per_env += bad.long()
+            m = {k: torch.nan_to_num(v.float() if v.is_floating_point() else v) for k, v in m.items()}
+        self.metrics = m
+        if self.config.auto_reset and done.any():
+            obs = self._reset_keep_metrics(done.nonzero().flatten())
+        else:
+            obs = self.observations()
+        return StepResult(obs, m, success, terminated, truncated, done if self.config.auto_reset else bad)
+
+    def _reset_keep_metrics(self, idx: torch.Tensor) -> torch.Tensor:
+        step_metrics = self.metrics
+        obs = self.reset(idx)
+        self.metrics = step_metrics
+        return obs
+
+    def _non_finite(self, m: Metrics) -> torch.Tensor:
+        bad = ~torch.isfinite(m["joint_pos"]).all(-1)
+        for name in self.objects:
+            bad |= ~torch.isfinite(m[f"{name}.pos"]).all(-1) | (m[f"{name}.pos"].abs() > 100).any(-1)
+        return bad
+
+    # observations ----------------------------------------------------------------------------------
+    def observations(self) -> torch.Tensor:
+        """(N, O): normalised joint positions and velocities, palm pose, fingertips and objects relative
+        to the palm, per-object contacts, episode progress and the previous actions."""
+        m = self.metrics
+        span = (self.upper - self.lower).clamp(min=1e-6)
+        palm = m["palm_pos"]
+        parts = [
+            2 * (m["joint_pos"] - self.lower) / span - 1,
+            0.1 * m["joint_vel"],
+            palm,
+            m["palm_quat"],
+            (m["fingertip_pos"] - palm[:, None]).flatten(1),
+        ]
+        for name in self.objects:
+            parts += [
+                m[f"{name}.pos"] - palm,
+                m[f"{name}.quat"],
+                m[f"{name}.linvel"],
+                m[f"{name}.contacts"].float(),
+            ]
+        parts += [(self.episode_step.float() / self.spec.episode_length)[:, None], self.actions]
+        return torch.cat(parts, dim=-1).nan_to_num()
+
+    @property
+    def num_obs(self) -> int:
+        return self.observations().shape[-1]
+
+    # state -----------------------------------------------------------------------------------------
+    def get_state(self, envs_idx: torch.Tensor | None = None) -> EnvState:
+        """The physical state and episode progress of the given envs (all by default)."""
+        idx = slice(None) if envs_idx is None else envs_idx
+        return EnvState(
+            robot_q=self._robot_q()[idx].clone(),
+            robot_v=self._robot_v()[idx].clone(),
+            targets=self.targets[idx].clone(),
+            objects_q={k: e.get_qpos()[idx].clone() for k, e in self.objects.items() if e.n_qs},
+            objects_v={k: e.get_dofs_velocity()[idx].clone() for k, e in self.objects.items() if e.n_dofs},
+            step=self.episode_step[idx].clone(),
+        )
+
+    def set_state(self, state: EnvState, envs_idx: torch.Tensor | None = None) -> None:
+        """Put `state` (one row per env in `envs_idx`) back exactly; episode progress included."""
+        idx = torch.arange(self.num_envs, device=self.device) if envs_idx is None else envs_idx.to(self.device)
+        if state.n != idx.numel():
+            raise ValueError(f"state holds {state.n} envs, {idx.numel()} were given")
+        self._apply_state(state, idx)
+        self.episode_step[idx] = state.step.to(self.device)
+        self._read_contacts()
+        self.metrics = self._compute_metrics()
+
+    def _apply_state(self, state: EnvState, idx: torch.Tensor) -> None:
+        for e, sl in self._robot_slices():
+            e.set_dofs_position(state.robot_q[:, sl], envs_idx=idx)
+            e.set_dofs_velocity(state.robot_v[:, sl], envs_idx=idx)
+        self.targets[idx] = state.targets.to(self.device)
+        for name, entity in self.objects.items():
+            if name in state.objects_q:
+                entity.set_qpos(state.objects_q[name], envs_idx=idx, zero_velocity=False)
+            if name in state.objects_v:
+                entity.set_dofs_velocity(state.objects_v[name], envs_idx=idx)
+
+    def close(self) -> None:
+        self.built.scene.destroy() if hasattr(self.built.scene, "destroy") else None
+
+
+def _genesis_device() -> torch.device:
+    from dexforge.sim.genesis_init import torch_device
+
+    return torch_device()
