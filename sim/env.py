@@ -158,7 +158,7 @@ class HandEnv:
         b = self.built
         self.objects = dict(b.objects)
         self.object_names = list(self.objects)
-        self._free = {k: not e.base_link.is_fixed for k, e in self.objects.items()}
+        self.free = {k: not e.base_link.is_fixed for k, e in self.objects.items()}
         self._offset = {k: mesh_centre_offset(b, k).to(self.device) for k in self.objects}
         self._joint_dofs: dict[str, list[int]] = {}
         self._joint_range: dict[str, tuple[float, float]] = {}
@@ -272,8 +272,8 @@ class HandEnv:
             grasped = (contacts[:, 0] | contacts[:, 5]) & contacts[:, 1:5].any(dim=-1)
             m[f"{name}.pos"] = pos
             m[f"{name}.quat"] = quat
-            m[f"{name}.linvel"] = entity.get_vel() if self._free[name] else torch.zeros_like(pos)
-            m[f"{name}.angvel"] = entity.get_ang() if self._free[name] else torch.zeros_like(pos)
+            m[f"{name}.linvel"] = entity.get_vel() if self.free[name] else torch.zeros_like(pos)
+            m[f"{name}.angvel"] = entity.get_ang() if self.free[name] else torch.zeros_like(pos)
             m[f"{name}.start_pos"] = self._start_pos[name]
             m[f"{name}.start_quat"] = self._start_quat[name]
             m[f"{name}.lift"] = pos[:, 2] - self._start_pos[name][:, 2]
@@ -329,12 +329,12 @@ class HandEnv:
             obj = self.spec.object_spec(name)
             pos, quat = self._nominal[name]
             pos, quat = pos.repeat(n, 1), quat.repeat(n, 1)
-            if self.config.randomize and self._free[name]:
+            if self.config.randomize and self.free[name]:
                 noise = obj.randomize
                 u = torch.rand(n, 3, generator=self._rng).to(self.device) * 2 - 1
                 pos[:, :2] += u[:, :2] * noise.xy
                 quat = quat_mul(quat_from_yaw(u[:, 2] * noise.yaw * torch.pi / 180), quat)
-            if self._free[name]:
+            if self.free[name]:
                 base = pos - quat_apply(quat, self._offset[name].expand_as(pos))
                 entity.set_qpos(torch.cat([base, quat], dim=-1), envs_idx=idx, zero_velocity=True)
             if name in self._joint_dofs:

@@ -205,3 +205,17 @@ def gains_for(joint: str, arm_joints: tuple[str, ...] = ()) -> tuple[float, floa
     if joint in HAND_WRIST_JOINTS:
         return GAINS["hand_wrist"]
     return GAINS["finger"]
+
+
+# A power grasp found by a grid search over thumb poses (tests/test_grasp.py keeps it honest): the palm
+# 4 cm behind the object's centre, fingers curled over its far side, the thumb swung under the palm.
+POWER_GRASP = {
+    **{f"{f}_finger_joint{k}": 1.4 for f in ("index", "middle", "ring", "little") for k in (2, 3, 4)},
+    "little_finger_joint5": 1.4,
+    "thumb_joint1": -0.4,
+    "thumb_joint2": 1.0,
+    "thumb_joint3": 0.0,
+    "thumb_joint4": -0.3,
+    "thumb_joint5": 0.8,
+}
+POWER_GRASP_PALM_OFFSET = (-0.04, 0.0)  # palm centre relative to the object's centre, x and y (m)

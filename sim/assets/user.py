@@ -98,6 +98,8 @@ def _check_file(path: Path, suffixes: tuple[str, ...]) -> Path:
 
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, FileNotFoundError):
+        text = f"a file it references is missing: {text}"
     return text if len(text) <= 120 else text[:117] + "..."
 
 
