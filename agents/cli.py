@@ -10,9 +10,9 @@ import os
 import sys
 
 import typer
-from dexforge.sim.cli import app as sim_app
 
 from dexforge import __version__
+from dexforge.sim.cli import app as sim_app
 
 app = typer.Typer(
     help="dexforge: from a sentence to a simulated dexterous-hand task, trained policies and a dataset.\n\n"

@@ -17,11 +17,12 @@ from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, Field
+
 from dexforge.sim import hand as H
 from dexforge.sim.catalog import Catalog, default_catalog
 from dexforge.sim.rotations import tilt_angle
 from dexforge.sim.spec import TaskSpec
-from pydantic import BaseModel, Field
 
 Check = Literal["interpenetration", "settling", "reach", "scale", "workspace"]
 Severity = Literal["error", "warning", "info"]
@@ -162,17 +163,17 @@ def interpenetration(env) -> list[Finding]:
     state: EnvState = env.get_state()
     env.step_targets(env.targets.clone())
     data = env.built.scene.rigid_solver.collider.get_contacts(as_tensor=True, to_torch=True, is_padded=True)
-    env.set_state(state)
     n = int(data["n_contacts"].reshape(-1)[0])
     names = _link_names(env)
     worst: dict[tuple[str, str], float] = {}
-    for i in range(n):
+    for i in range(n):  # read before restoring: the contact tensors are views of the solver's buffers
         depth = float(data["penetration"][0, i])
         a, b = names[int(data["link_a"][0, i])], names[int(data["link_b"][0, i])]
         if a == b or depth <= PENETRATION_TOL:
             continue
         key = tuple(sorted((a, b)))
         worst[key] = max(worst.get(key, 0.0), depth)
+    env.set_state(state)
     findings = []
     for (a, b), depth in sorted(worst.items(), key=lambda kv: -kv[1]):
         findings.append(

@@ -184,9 +184,8 @@ def demo(
     example: Annotated[str, typer.Option(help="Example spec: lift_cube, apple_in_bowl, open_drawer.")] = "lift_cube",
 ) -> None:
     """Check, render and roll out an example task with a scripted grasp; writes PNGs, a video and a summary."""
-    from dexforge.sim.demo import example_spec, run_demo
-
     from dexforge.home import runs_dir
+    from dexforge.sim.demo import example_spec, run_demo
 
     spec = example_spec(example)
     out_dir = out_dir or runs_dir() / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"

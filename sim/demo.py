@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+
 from dexforge.sim import hand as H
 from dexforge.sim.spec import TaskSpec
 

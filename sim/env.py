@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
+
 from dexforge.sim import hand as H
 from dexforge.sim.predicates import compile_predicates, evaluate
 from dexforge.sim.rotations import quat_apply, quat_from_yaw, quat_mul
 from dexforge.sim.scene import BuiltScene, SceneConfig, build_scene, initial_robot_qpos, mesh_centre_offset
 from dexforge.sim.spec import TaskSpec
-from pydantic import BaseModel, ConfigDict, Field
 
 Metrics = dict[str, torch.Tensor]
 

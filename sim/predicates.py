@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 
 import torch
+
 from dexforge.sim.catalog import Catalog, default_catalog
 from dexforge.sim.rotations import quat_apply, quat_conj, quat_mul, twist_angle
 from dexforge.sim.spec import Held, Inside, Lifted, On, Opened, Rotated, TaskSpec, Touching

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
 from dexforge.sim import hand as H
 from dexforge.sim.catalog import ObjectAsset, default_catalog
 from dexforge.sim.genesis_init import Backend, genesis
 from dexforge.sim.spec import ObjectSpec, TaskSpec
-from pydantic import BaseModel, ConfigDict, Field
 
 
 class ContactConfig(BaseModel):
@@ -96,14 +96,6 @@ def _primitive_volume(asset: ObjectAsset, scale: float) -> float:
     return x * y * z
 
 
-@cache
-def _mesh_centre(path: str) -> tuple[float, float, float]:
-    import trimesh
-
-    mesh = trimesh.load(path, force="mesh")
-    return tuple(float(v) for v in mesh.bounds.mean(axis=0))
-
-
 def _add_object(gs, scene, obj: ObjectSpec, asset: ObjectAsset):
     scale = obj.scale
     fixed = asset.fixed if obj.fixed is None else obj.fixed
@@ -135,8 +127,11 @@ def _add_object(gs, scene, obj: ObjectSpec, asset: ObjectAsset):
     else:  # mesh: offset so that `pos` is the bounding-box centre
         from scipy.spatial.transform import Rotation
 
+        from dexforge.sim.assets.user import asset_frame
+
         s = asset.file_scale * scale
-        centre = np.asarray(_mesh_centre(str(asset.file))) * s
+        frame = asset_frame(asset)  # centre in metres at scale 1, in the upright (z-up) frame
+        centre = np.asarray(frame.center) * scale
         shifted = np.asarray(pos) - Rotation.from_euler("xyz", euler, degrees=True).apply(centre)
         container = "container" in asset.tags
         morph = gs.morphs.Mesh(
@@ -146,6 +141,7 @@ def _add_object(gs, scene, obj: ObjectSpec, asset: ObjectAsset):
             euler=euler,
             fixed=fixed,
             convexify=True,
+            file_meshes_are_zup=frame.zup,
             decompose_object_error_threshold=0.15 if container else float("inf"),
         )
     return scene.add_entity(morph, material=material, surface=surface), mass
@@ -263,5 +259,7 @@ def mesh_centre_offset(built: BuiltScene, name: str):
     asset = built.assets[name]
     if asset.shape != "mesh":
         return torch.zeros(3)
-    scale = asset.file_scale * built.spec.object_spec(name).scale
-    return torch.tensor(_mesh_centre(str(asset.file)), dtype=torch.float32) * scale
+    from dexforge.sim.assets.user import asset_frame
+
+    centre = asset_frame(asset).center
+    return torch.tensor(centre, dtype=torch.float32) * built.spec.object_spec(name).scale

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from dexforge.sim.catalog import Catalog, UnknownAsset, default_catalog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dexforge.home import DexforgeError
+from dexforge.sim.catalog import Catalog, UnknownAsset, default_catalog
 
 Vec3 = tuple[float, float, float]
 

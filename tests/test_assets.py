@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
+from scipy.spatial.transform import Rotation
+
 from dexforge.sim.assets import procedural, shipped, user
 from dexforge.sim.assets.user import BadAsset, import_asset, inspect_mesh
 from dexforge.sim.catalog import BUILTIN_OBJECTS, Catalog, ObjectAsset
-from scipy.spatial.transform import Rotation
 
 GENERATED = [a for a in BUILTIN_OBJECTS if a.generator]
 BY_ID = {a.id: a for a in BUILTIN_OBJECTS}
@@ -121,7 +122,7 @@ def test_generated_urdf(asset: ObjectAsset, scale: float) -> None:
         assert mass > 0 and np.all(np.linalg.eigvalsh(tensor) > 0), link.get("name")
         assert all(v.find("material/color") is not None for v in link.findall("visual"))
         total += mass
-    assert total == pytest.approx(asset.mass)
+    assert total == pytest.approx(asset.mass * scale**3, rel=1e-4)  # 6 significant digits in the file
     box = bounds(primitives(robot))
     np.testing.assert_allclose(box[1] - box[0], np.array(asset.size) * scale, atol=0.005)
     np.testing.assert_allclose(box.mean(axis=0), 0.0, atol=0.005)  # root origin = bounding-box centre
@@ -245,8 +246,8 @@ URDF_MISSING_MESH = """<robot name="r"><link name="a"><visual><geometry>
     ("name", "content", "expected"),
     [
         ("thing.xyz", b"v 0 0 0\n", "unsupported file type '.xyz' for thing.xyz; supported: .obj, .stl"),
-        ("garbage.obj", bytes(range(256)) * 4, "not a valid OBJ"),
-        ("garbage.stl", bytes(range(256)) * 4, "STL"),
+        ("garbage.obj", bytes(range(256)) * 4, "not a valid OBJ file"),
+        ("garbage.stl", bytes(range(256)) * 4, "not a valid STL file"),
         ("garbage.glb", bytes(range(256)) * 4, "cannot parse as GLB"),
         ("empty.obj", b"", "empty file"),
         ("words.obj", b"hello\nworld\n", "0 faces"),

@@ -9,8 +9,9 @@ open cavity and cabinets a real drawer or door. Conventions shared by every gene
   the drawer out. `door_joint` is revolute about a vertical axis on the front edge at +y (the left edge as
   seen by someone standing in front of the cabinet); its axis is -z, so a positive angle swings the door
   out towards -x. The `handle` link hangs on the drawer or door by a fixed joint (`handle_joint`).
-- Mass is `asset.mass` (or density times volume) split over the parts by volume; each link carries the
-  inertia of its own parts about its centre of mass.
+- Mass is `asset.mass * scale**3` (or density times volume) split over the parts by volume; each link
+  carries the inertia of its own parts about its centre of mass. Every length, the handle's 3 cm stand-off
+  and the drawer's travel included, scales with `scale`; angles do not.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ import math
 import os
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from dexforge.sim.catalog import ObjectAsset
 
 from dexforge.home import DexforgeError, cache_dir
+from dexforge.sim.catalog import ObjectAsset
 
 Vec3 = tuple[float, float, float]
 RING_SEGMENTS = 16
@@ -86,9 +87,15 @@ class Joint:
     damping: float = 0.0
 
 
-def rpy_matrix(rpy: Vec3) -> np.ndarray:
+def vec3(values: Iterable[float]) -> Vec3:
+    """Three floats as a typed tuple (from a list, an array or a generator)."""
+    x, y, z = (float(v) for v in values)
+    return (x, y, z)
+
+
+def rpy_matrix(rpy: Iterable[float]) -> np.ndarray:
     """URDF roll-pitch-yaw to a rotation matrix (R = Rz(yaw) Ry(pitch) Rx(roll))."""
-    r, p, y = rpy
+    r, p, y = vec3(rpy)
     cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p), math.sin(p), math.cos(y), math.sin(y)
     rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
     ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
@@ -99,8 +106,8 @@ def rpy_matrix(rpy: Vec3) -> np.ndarray:
 def slab(lo: Vec3, hi: Vec3, tint: float = 0.0) -> Part:
     """An axis-aligned box between two corners."""
     dims = tuple(h - low for low, h in zip(lo, hi, strict=True))
-    centre = tuple((low + h) / 2 for low, h in zip(lo, hi, strict=True))
-    return Part("box", dims, centre, tint=tint)  # type: ignore[arg-type]
+    centre = vec3((low + h) / 2 for low, h in zip(lo, hi, strict=True))
+    return Part("box", dims, centre, tint=tint)
 
 
 def disc(radius: float, z0: float, z1: float, x: float = 0.0, tint: float = 0.0) -> Part:
@@ -331,7 +338,7 @@ def build_urdf(asset: ObjectAsset, scale: float = 1.0) -> str:
         raise ValueError(f"scale must be positive, got {scale}")
     links, joints = GENERATORS[asset.generator](asset, scale)
     volume = sum(part.volume() for link in links for part in link.parts)
-    density = (asset.mass / volume) if asset.mass is not None else asset.density
+    density = asset.mass * scale**3 / volume if asset.mass is not None else asset.density  # mass grows as scale^3
     robot = ET.Element("robot", name=asset.id)
     for link in links:
         node = ET.SubElement(robot, "link", name=link.name)

@@ -94,7 +94,7 @@ def genesis_meshes_dir() -> Path | None:
 
 
 def upright(v: Vec3, zup: bool) -> Vec3:
-    """A vector of the file in the frame Genesis loads it into: (x, y, z) -> (x, -z, y) for y-up files."""
+    """A vector of a file in the frame Genesis loads it into: (x, y, z) -> (x, -z, y) for a y-up file."""
     return v if zup else (v[0], -v[2], v[1])
 
 

@@ -29,11 +29,12 @@ from typing import Literal
 
 import numpy as np
 import trimesh
-from dexforge.sim.assets.procedural import rpy_matrix
-from dexforge.sim.catalog import BUILTIN_OBJECTS, MESH_SUFFIXES, URDF_SUFFIXES, ObjectAsset, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
 from dexforge.home import DexforgeError
+from dexforge.sim.assets.procedural import rpy_matrix, vec3
+from dexforge.sim.assets.shipped import shipped_frames, upright
+from dexforge.sim.catalog import BUILTIN_OBJECTS, MESH_SUFFIXES, URDF_SUFFIXES, ObjectAsset, Tag
 
 log = logging.getLogger(__name__)
 Unit = Literal["m", "cm", "mm", "unknown"]
@@ -103,10 +104,21 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+def _binary_junk(path: Path) -> bool:
+    """An OBJ with binary bytes, or an STL that is neither binary STL of the right length nor ASCII STL."""
+    head = path.read_bytes()[:65536]
+    if path.suffix.lower() == ".obj":
+        return b"\x00" in head
+    if path.suffix.lower() == ".stl":
+        binary_ok = len(head) >= 84 and path.stat().st_size == 84 + 50 * int.from_bytes(head[80:84], "little")
+        return not binary_ok and not (head.lstrip().startswith(b"solid") and b"\x00" not in head)
+    return False
+
+
 def load_mesh(path: Path) -> trimesh.Trimesh:
     """All meshes of a file merged into one, or `BadAsset` saying why trimesh could not read it."""
-    if path.suffix.lower() == ".obj" and b"\x00" in path.read_bytes()[:65536]:
-        raise BadAsset(f"{path}: not a valid OBJ file (binary data in a text format)")
+    if _binary_junk(path):
+        raise BadAsset(f"{path}: not a valid {path.suffix[1:].upper()} file (unreadable binary data)")
     try:
         mesh = trimesh.load(path, force="mesh")
     except (ModuleNotFoundError, UnicodeDecodeError) as exc:
@@ -128,8 +140,7 @@ def inspect_mesh(path: Path) -> MeshReport:
         problems.append("empty mesh (0 faces)")
         extents, center = (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)
     else:
-        extents = tuple(float(v) for v in mesh.extents)
-        center = tuple(float(v) for v in mesh.bounds.mean(axis=0))
+        extents, center = vec3(mesh.extents), vec3(mesh.bounds.mean(axis=0))
     largest = max(extents)
     if largest > 0 and min(extents) <= 1e-6 * largest:
         problems.append(f"degenerate mesh: zero thickness (extents {_fmt(extents)})")
@@ -147,8 +158,8 @@ def inspect_mesh(path: Path) -> MeshReport:
         n_vertices=len(mesh.vertices),
         n_faces=len(mesh.faces),
         watertight=watertight,
-        extents=extents,  # type: ignore[arg-type]
-        center=center,  # type: ignore[arg-type]
+        extents=extents,
+        center=center,
         unit=unit,
         to_metres=factor,
         volume_m3=volume,
@@ -165,22 +176,23 @@ def _origin(node: ET.Element | None) -> np.ndarray:
     """The 4x4 transform of a URDF <origin> (identity when absent)."""
     transform = np.eye(4)
     if node is not None:
-        transform[:3, :3] = rpy_matrix(tuple(float(v) for v in node.get("rpy", "0 0 0").split()))  # type: ignore[arg-type]
+        transform[:3, :3] = rpy_matrix(float(v) for v in node.get("rpy", "0 0 0").split())
         transform[:3, 3] = [float(v) for v in node.get("xyz", "0 0 0").split()]
     return transform
 
 
 def resolve_mesh_ref(filename: str, base: Path) -> Path | None:
-    """Where a URDF's mesh reference points (relative, absolute, file:// or package://), if it exists."""
-    if filename.startswith("file://"):
-        filename = filename[len("file://") :]
+    """The file a URDF mesh reference names, resolved the way Genesis does, if it exists.
+
+    Relative paths are joined to the URDF's folder; `package://pkg/rest` is tried as `<folder>/pkg/rest` and,
+    when `pkg` is one of the folder's ancestors, as `<that ancestor>/rest`.
+    """
+    candidates = [base / filename]
     if filename.startswith("package://"):
         package, _, rest = filename[len("package://") :].partition("/")
-        candidates = [
-            a / sub for a in (base, base.parent, base.parent.parent) for sub in (Path(package, rest), Path(rest))
-        ]
-    else:
-        candidates = [base / filename]
+        candidates = [base / package / rest]
+        if package in base.parts:
+            candidates.append(Path(*base.parts[: base.parts.index(package) + 1], rest))
     return next((c for c in candidates if c.is_file()), None)
 
 
@@ -283,8 +295,8 @@ def import_asset(
 ) -> ObjectAsset:
     """Validate a mesh or URDF file and describe it as a catalog object (size in metres, mass in kg)."""
     path = _check_file(path, MESH_SUFFIXES + URDF_SUFFIXES)
-    if scale is not None and not scale > 0:
-        raise BadAsset(f"scale must be positive, got {scale}")
+    if (scale is not None and not scale > 0) or (mass is not None and not mass > 0):
+        raise BadAsset(f"scale and mass must be positive, got scale={scale} mass={mass}")
     name = path.stem.replace("_", " ").replace("-", " ")
     if path.suffix.lower() in URDF_SUFFIXES:
         robot = parse_urdf(path)
@@ -295,6 +307,8 @@ def import_asset(
             size = np.full(3, 0.1)
         else:
             size = (bounds[1] - bounds[0]) * factor
+            if scale is None and not 0.005 <= size.max() <= 2.0:
+                log.warning("%s: %.3g m across; if that is wrong, import it with a scale", path.name, size.max())
         masses = [float(m.get("value", 0)) for m in robot.iter("mass")]
         total = sum(m for m in masses if m > 0) * factor**3
         shape = "urdf"
@@ -305,8 +319,7 @@ def import_asset(
         for warning in report.warnings:
             log.warning("%s: %s", path.name, warning)
         factor = scale or report.to_metres
-        ex, ey, ez = (v * factor for v in report.extents)
-        size = np.array([ex, ez, ey] if path.suffix.lower() in GLTF_SUFFIXES else [ex, ey, ez])
+        size = np.abs(upright(report.extents, path.suffix.lower() not in GLTF_SUFFIXES)) * factor
         total = (report.volume_m3 or 0.0) * (factor / report.to_metres) ** 3 * MESH_DENSITY
         shape = "mesh"
     if not total > 0:
@@ -317,7 +330,7 @@ def import_asset(
         description=f"User {shape} '{path.name}', {_fmt(size * 100)} cm.",
         tags=tags,
         shape=shape,
-        size=tuple(float(v) for v in size),  # type: ignore[arg-type]
+        size=vec3(size),
         mass=mass or max(total, 1e-3),
         file=str(path),
         file_scale=factor,
@@ -330,20 +343,17 @@ def _measured_frame(file: str, file_scale: float) -> AssetFrame:
     if path.suffix.lower() in URDF_SUFFIXES:
         bounds = urdf_bounds(parse_urdf(path), path.parent)
         center = np.zeros(3) if bounds is None else bounds.mean(axis=0)
-        return AssetFrame(zup=True, center=tuple(float(v) * file_scale for v in center))  # type: ignore[arg-type]
-    cx, cy, cz = (v * file_scale for v in load_mesh(path).bounds.mean(axis=0))
-    if path.suffix.lower() in GLTF_SUFFIXES:
-        return AssetFrame(zup=False, center=(float(cx), float(-cz), float(cy)))
-    return AssetFrame(zup=True, center=(float(cx), float(cy), float(cz)))
+        return AssetFrame(zup=True, center=vec3(center * file_scale))
+    zup = path.suffix.lower() not in GLTF_SUFFIXES
+    center = upright(vec3(load_mesh(path).bounds.mean(axis=0)), zup)
+    return AssetFrame(zup=zup, center=vec3(v * file_scale for v in center))
 
 
 def asset_frame(asset: ObjectAsset) -> AssetFrame:
     """Up-axis flag and bounding-box centre for loading an object's file (primitives: z-up, centred)."""
     if asset.file is None:
         return AssetFrame(zup=True, center=(0.0, 0.0, 0.0))
-    from dexforge.sim.assets.shipped import shipped_frames
-
     known = shipped_frames().get(asset.file)
     if known is not None:
-        return AssetFrame(zup=known[0], center=tuple(v * asset.file_scale for v in known[1]))  # type: ignore[arg-type]
+        return AssetFrame(zup=known[0], center=vec3(v * asset.file_scale for v in known[1]))
     return _measured_frame(asset.file, asset.file_scale)
