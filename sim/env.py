@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dexforge.sim import hand as H
 from dexforge.sim.predicates import compile_predicates, evaluate
-from dexforge.sim.rotations import quat_apply, quat_from_yaw, quat_mul
-from dexforge.sim.scene import BuiltScene, SceneConfig, build_scene, initial_robot_qpos, mesh_centre_offset
+from dexforge.sim.rotations import quat_apply, quat_conj, quat_from_yaw, quat_mul
+from dexforge.sim.scene import BuiltScene, SceneConfig, build_scene, initial_robot_qpos
 from dexforge.sim.spec import TaskSpec
 
 Metrics = dict[str, torch.Tensor]
@@ -160,7 +160,20 @@ class HandEnv:
         self.objects = dict(b.objects)
         self.object_names = list(self.objects)
         self.free = {k: not e.base_link.is_fixed for k, e in self.objects.items()}
-        self._offset = {k: mesh_centre_offset(b, k).to(self.device) for k in self.objects}
+        # An object's pose is its bounding-box centre in its own frame. Genesis's body frame may differ
+        # (mesh origins; URDF bodies are re-based at their centre of mass and principal axes), so the
+        # centre's offset and the rotation between the object's frame and the body frame are measured once on the built scene,
+        # where each object stands as its spec says; poses are read and written through them.
+        from dexforge.sim.rotations import quat_from_euler
+
+        self._offset, self._rot = {}, {}
+        for name, obj in b.spec_objects():
+            e = self.objects[name]
+            base_pos, base_q = self._base_pose(name, e)
+            q_spec = quat_from_euler(obj.pose.euler, device=base_q.device)
+            self._rot[name] = quat_mul(quat_conj(q_spec), base_q[0]).to(self.device)
+            centre = e.get_AABB()[:1].mean(dim=1)
+            self._offset[name] = quat_apply(quat_conj(base_q[:1]), centre - base_pos[:1])[0].to(self.device)
         self._joint_dofs: dict[str, list[int]] = {}
         self._joint_range: dict[str, tuple[float, float]] = {}
         for name, obj in b.spec_objects():
@@ -181,6 +194,19 @@ class HandEnv:
         self._palm_link = hand.get_link("palm").idx_local
         self._tip_offsets = torch.tensor(H.FINGERTIP_OFFSETS, dtype=torch.float32, device=self.device)
         self._palm_offset = torch.tensor(H.PALM_OFFSET, dtype=torch.float32, device=self.device)
+
+    def _base_pose(self, name: str, entity) -> tuple[torch.Tensor, torch.Tensor]:
+        """Body frame of an object: its free joint's pose, or the base link's pose when it is fixed."""
+        if self.free[name]:
+            qpos = entity.get_qpos()
+            return qpos[:, :3], qpos[:, 3:7]
+        return entity.get_pos(), entity.get_quat()
+
+    def _pose(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(centre (N, 3), quat (N, 4)) of an object, in the object's own frame."""
+        pos, quat = self._base_pose(name, self.objects[name])
+        centre = pos + quat_apply(quat, self._offset[name].expand_as(pos))
+        return centre, quat_mul(quat, quat_conj(self._rot[name]).expand_as(quat))
 
     def _setup_contacts(self) -> None:
         """Lookup tables from global link index to hand part (0-5) and to object (0..K-1), -1 elsewhere."""
@@ -265,10 +291,7 @@ class HandEnv:
             "time": self.episode_step.float() * self.dt,
         }
         for k, (name, entity) in enumerate(self.objects.items()):
-            quat = entity.get_quat()
-            pos = entity.get_pos()
-            if self._offset[name].abs().sum() > 0:
-                pos = pos + quat_apply(quat, self._offset[name].expand_as(pos))
+            pos, quat = self._pose(name)
             contacts = self._contacts[:, k]
             grasped = (contacts[:, 0] | contacts[:, 5]) & contacts[:, 1:5].any(dim=-1)
             m[f"{name}.pos"] = pos
@@ -336,7 +359,9 @@ class HandEnv:
                 pos[:, :2] += u[:, :2] * noise.xy
                 quat = quat_mul(quat_from_yaw(u[:, 2] * noise.yaw * torch.pi / 180), quat)
             if self.free[name]:
-                base = pos - quat_apply(quat, self._offset[name].expand_as(pos))
+                body_q = quat_mul(quat, self._rot[name].expand_as(quat))
+                base = pos - quat_apply(body_q, self._offset[name].expand_as(pos))
+                quat = body_q
                 entity.set_qpos(torch.cat([base, quat], dim=-1), envs_idx=idx, zero_velocity=True)
             if name in self._joint_dofs:
                 init = [obj.joints.get(j.name, 0.0) for j in self.built.assets[name].articulation]
@@ -349,11 +374,10 @@ class HandEnv:
         self.episode_step[idx] = 0
 
     def _mark_start(self, idx: torch.Tensor) -> None:
-        for name, entity in self.objects.items():
-            quat = entity.get_quat()[idx]
-            pos = entity.get_pos()[idx]
-            self._start_pos[name][idx] = pos + quat_apply(quat, self._offset[name].expand_as(pos))
-            self._start_quat[name][idx] = quat
+        for name in self.objects:
+            pos, quat = self._pose(name)
+            self._start_pos[name][idx] = pos[idx]
+            self._start_quat[name][idx] = quat[idx]
 
     def _robot_slices(self):
         out, start = [], 0

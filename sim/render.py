@@ -23,6 +23,7 @@ def render_views(env, out_dir: Path, views: Iterable[str] = DEFAULT_VIEWS, prefi
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
+    _sync(env)
     for view in views:
         if view not in cameras:
             raise ValueError(f"unknown view '{view}'; views: {', '.join(cameras)}")
@@ -31,6 +32,11 @@ def render_views(env, out_dir: Path, views: Iterable[str] = DEFAULT_VIEWS, prefi
         Image.fromarray(rgb).save(path)
         paths[view] = path
     return paths
+
+
+def _sync(env) -> None:
+    """Bring the renderer up to date with states set outside a step (resets, restored states)."""
+    env.built.scene.visualizer.update(force=True)
 
 
 def _frame(camera) -> np.ndarray:
@@ -60,6 +66,7 @@ def record_rollout(
     camera = env.built.cameras.get(view)
     if camera is None:
         raise ValueError(f"unknown view '{view}'; build the scene with cameras")
+    _sync(env)
     frames = [_frame(camera)]
     for t in range(steps):
         act(t)

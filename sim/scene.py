@@ -121,7 +121,7 @@ def _add_object(gs, scene, obj: ObjectSpec, asset: ObjectAsset):
             file, file_scale = str(asset.file), asset.file_scale * scale
         keep = tuple(j.handle_link for j in asset.articulation if j.handle_link)
         morph = gs.morphs.URDF(
-            file=file, scale=file_scale, pos=pos, euler=euler, fixed=fixed, links_to_keep=keep, convexify=True
+            file=file, scale=file_scale, pos=pos, euler=euler, fixed=fixed, links_to_keep=keep
         )
         material = gs.materials.Rigid(friction=asset.friction)
     else:  # mesh: offset so that `pos` is the bounding-box centre
@@ -251,15 +251,3 @@ def initial_robot_qpos(built: BuiltScene) -> np.ndarray:
         q[: len(built.arm_joints)] = ARM_HOME[built.spec.hand.mount][: len(built.arm_joints)]
     return q
 
-
-def mesh_centre_offset(built: BuiltScene, name: str):
-    """Offset (entity frame, metres) from an object's base origin to its bounding-box centre."""
-    import torch
-
-    asset = built.assets[name]
-    if asset.shape != "mesh":
-        return torch.zeros(3)
-    from dexforge.sim.assets.user import asset_frame
-
-    centre = asset_frame(asset).center
-    return torch.tensor(centre, dtype=torch.float32) * built.spec.object_spec(name).scale
