@@ -48,7 +48,7 @@ class UnknownAsset(DexforgeError):
         choices = sorted(set(choices))
         close = difflib.get_close_matches(ref.lower(), choices, n=4, cutoff=0.4)
         hint = f"closest: {', '.join(close)}" if close else f"known: {', '.join(choices)}"
-        super().__init__(f"unknown {kind} '{ref}'; {hint}")
+        super().__init__(f"unknown {kind} {ref!r}; {hint}")
         self.ref = ref
         self.closest = close
 

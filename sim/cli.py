@@ -42,7 +42,7 @@ def validate(
         f"{task.episode_length} steps"
     )
     if show:
-        out.print(task.to_yaml(), highlight=False, markup=False)
+        typer.echo(task.to_yaml(), nl=False)
 
 
 @app.command()

@@ -47,7 +47,7 @@ def inside(obj: str, container: str, cavity: tuple[float, float, float], outer_h
 
 def on(obj: str, surface: str, surface_ext, obj_h: float) -> PredicateFn:
     def fn(m: Metrics) -> torch.Tensor:
-        rel = m[f"{obj}.pos"] - m[f"{surface}.pos"]
+        rel = quat_apply(quat_conj(m[f"{surface}.quat"]), m[f"{obj}.pos"] - m[f"{surface}.pos"])
         within = (rel[:, 0].abs() < surface_ext[0] / 2) & (rel[:, 1].abs() < surface_ext[1] / 2)
         gap = rel[:, 2] - surface_ext[2] / 2
         above = (gap > 0.0) & (gap < obj_h + 0.01)
@@ -123,6 +123,7 @@ def evaluate(fns: list[PredicateFn], m: Metrics, n_envs: int) -> tuple[torch.Ten
     """(success (N,), parts (N, P)); a task without predicates never succeeds."""
     device = next(iter(m.values())).device
     if not fns:
-        return torch.zeros(n_envs, dtype=torch.bool, device=device), torch.zeros(n_envs, 0, dtype=torch.bool)
+        empty = torch.zeros(n_envs, 0, dtype=torch.bool, device=device)
+        return torch.zeros(n_envs, dtype=torch.bool, device=device), empty
     parts = torch.stack([fn(m) for fn in fns], dim=-1)
     return parts.all(dim=-1), parts

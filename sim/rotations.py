@@ -64,6 +64,6 @@ def twist_angle(q_rel: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
 
 def tilt_angle(q: torch.Tensor, q0: torch.Tensor) -> torch.Tensor:
     """Angle (rad) between the body z axes of `q` and `q0`: how far an object has tipped."""
-    z = torch.tensor([0.0, 0.0, 1.0], device=q.device).expand((*q.shape[:-1], 3))
+    z = torch.tensor([0.0, 0.0, 1.0], dtype=q.dtype, device=q.device).expand((*q.shape[:-1], 3))
     a, b = quat_apply(q, z), quat_apply(q0, z)
     return torch.arccos((a * b).sum(-1).clamp(-1.0, 1.0))

@@ -120,9 +120,7 @@ def _add_object(gs, scene, obj: ObjectSpec, asset: ObjectAsset):
         else:
             file, file_scale = str(asset.file), asset.file_scale * scale
         keep = tuple(j.handle_link for j in asset.articulation if j.handle_link)
-        morph = gs.morphs.URDF(
-            file=file, scale=file_scale, pos=pos, euler=euler, fixed=fixed, links_to_keep=keep
-        )
+        morph = gs.morphs.URDF(file=file, scale=file_scale, pos=pos, euler=euler, fixed=fixed, links_to_keep=keep)
         material = gs.materials.Rigid(friction=asset.friction)
     else:  # mesh: offset so that `pos` is the bounding-box centre
         from scipy.spatial.transform import Rotation
@@ -250,4 +248,3 @@ def initial_robot_qpos(built: BuiltScene) -> np.ndarray:
     else:
         q[: len(built.arm_joints)] = ARM_HOME[built.spec.hand.mount][: len(built.arm_joints)]
     return q
-

@@ -11,6 +11,7 @@ centre of the object's bounding box; `euler` angles are degrees, extrinsic x-y-z
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -132,9 +133,12 @@ class TaskSpec(_Model):
     @field_validator("hand")
     @classmethod
     def _known_hand(cls, hand: HandSpec) -> HandSpec:
-        asset = _catalog().hand(hand.asset)
+        try:
+            asset = _catalog().hand(hand.asset)
+        except UnknownAsset as exc:
+            raise ValueError(f"hand.asset: {exc}") from None
         if hand.mount not in asset.mounts:
-            raise ValueError(f"hand '{asset.id}' supports mounts {list(asset.mounts)}, not '{hand.mount}'")
+            raise ValueError(f"hand.mount: hand {asset.id!r} supports mounts {list(asset.mounts)}, not {hand.mount!r}")
         return hand
 
     @model_validator(mode="after")
@@ -144,31 +148,31 @@ class TaskSpec(_Model):
         for i, obj in enumerate(self.objects):
             try:
                 asset = catalog.object(obj.asset)
-            except UnknownAsset as exc:
+            except DexforgeError as exc:  # UnknownAsset, or BadAsset from a user mesh/URDF file
                 raise ValueError(f"objects.{i}.asset: {exc}") from None
             if obj.key in names:
-                raise ValueError(f"objects.{i}.name: '{obj.key}' is used twice; give each object a unique name")
+                raise ValueError(f"objects.{i}.name: {obj.key!r} is used twice; give each object a unique name")
             names.append(obj.key)
             joints = {j.name for j in asset.articulation}
             for joint in obj.joints:
                 if joint not in joints:
                     raise ValueError(
-                        f"objects.{i}.joints: '{asset.id}' has no joint '{joint}'; joints: {sorted(joints) or 'none'}"
+                        f"objects.{i}.joints: {asset.id!r} has no joint {joint!r}; joints: {sorted(joints) or 'none'}"
                     )
         for i, pred in enumerate(self.success):
             refs = [pred.object] + [getattr(pred, f) for f in ("container", "surface") if hasattr(pred, f)]
             for ref in refs:
                 if ref not in names:
-                    raise ValueError(f"success.{i}: no object named '{ref}'; objects: {names or 'none'}")
+                    raise ValueError(f"success.{i}: no object named {ref!r}; objects: {names or 'none'}")
             if isinstance(pred, Inside) and "container" not in self.asset_of(pred.container, catalog).tags:
-                raise ValueError(f"success.{i}: '{pred.container}' is not a container")
+                raise ValueError(f"success.{i}: {pred.container!r} is not a container")
             if isinstance(pred, Opened):
                 asset = self.asset_of(pred.object, catalog)
                 joints = [j.name for j in asset.articulation]
                 if not joints:
-                    raise ValueError(f"success.{i}: '{pred.object}' has no joint to open")
+                    raise ValueError(f"success.{i}: {pred.object!r} has no joint to open")
                 if pred.joint is not None and pred.joint not in joints:
-                    raise ValueError(f"success.{i}: '{pred.object}' has no joint '{pred.joint}'; joints: {joints}")
+                    raise ValueError(f"success.{i}: {pred.object!r} has no joint {pred.joint!r}; joints: {joints}")
         return self
 
     def object_spec(self, name: str) -> ObjectSpec:
@@ -193,18 +197,18 @@ class TaskSpec(_Model):
     @classmethod
     def from_yaml(cls, text: str, source: str = "<string>") -> TaskSpec:
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_SpecLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise SpecError(f"{source}:{where}: malformed YAML: {problem}") from None
+            raise SpecError(_one_line(f"{source}:{where}: malformed YAML: {problem}")) from None
         if not isinstance(data, dict):
             raise SpecError(f"{source}: a task spec is a YAML mapping with keys {sorted(cls.model_fields)}")
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise SpecError(f"{source}: {describe_validation_error(exc)}") from None
+            raise SpecError(_one_line(f"{source}: {describe_validation_error(exc)}")) from None
 
     @classmethod
     def load(cls, path: Path | str) -> TaskSpec:
@@ -226,6 +230,27 @@ def describe_validation_error(exc: ValidationError) -> str:
             msg = "unknown field"
         parts.append(f"{loc}: {msg}" if loc and not msg.startswith(loc) else msg)
     return "; ".join(parts)
+
+
+def _one_line(message: str) -> str:
+    """Collapse runs of whitespace (newlines from user text included) so an error is one line."""
+    return re.sub(r"\s+", " ", message).strip()
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false are booleans, so `kind: on` stays a string.
+
+    YAML 1.1 (PyYAML's default) also reads yes/no/on/off as booleans; here they are plain strings.
+    """
+
+
+_SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _catalog() -> Catalog:

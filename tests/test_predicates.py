@@ -134,12 +134,6 @@ def test_on_plate() -> None:
     assert only(spec, below) == [False] * N
 
 
-@pytest.mark.xfail(
-    reason="BUG sim/predicates.py on(): the surface's extents are compared with the world-frame offset and "
-    "`{surface}.quat` is ignored, so a yawed rectangular surface (chopping_board) is judged in the wrong frame",
-    strict=True,
-    raises=AssertionError,
-)
 def test_on_reads_the_surface_in_its_own_frame() -> None:
     spec = TaskSpec(
         objects=[ObjectSpec(asset="cube"), ObjectSpec(asset="chopping_board")],
@@ -326,12 +320,6 @@ def test_tilt_angle_matches_scipy(rng: np.random.Generator) -> None:
     np.testing.assert_allclose(tilt_angle(wxyz(spun), wxyz(r0)).numpy(), 0.0, atol=2e-3)
 
 
-@pytest.mark.xfail(
-    reason="BUG sim/rotations.py tilt_angle: the z axis is built as float32 (`torch.tensor([0., 0., 1.], "
-    "device=q.device)`, no dtype=q.dtype), so float64 quaternions fail in torch.linalg.cross",
-    strict=True,
-    raises=RuntimeError,
-)
 def test_tilt_angle_in_float64() -> None:
     q = wxyz(Rotation.from_euler("x", [[30.0], [90.0]], degrees=True), torch.float64)
     np.testing.assert_allclose(tilt_angle(q, wxyz(Rotation.identity(2), torch.float64)).numpy(), np.radians([30, 90]))

@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 
 import dexforge.sim
-from dexforge.sim.assets.user import BadAsset
-from dexforge.sim.catalog import UnknownAsset
 from dexforge.sim.spec import (
     PREDICATE_KINDS,
     HandSpec,
@@ -162,12 +160,6 @@ def test_predicate_on_a_missing_object_lists_the_objects() -> None:
     assert "cube" in message and "plate" in message
 
 
-@pytest.mark.xfail(
-    reason="BUG sim/spec.py TaskSpec.from_yaml: yaml.safe_load follows YAML 1.1, where a bare `on` is the boolean "
-    "true, so `{kind: on, ...}` fails with \"Input tag 'True' found using 'kind'\"; only a quoted 'on' works",
-    strict=True,
-    raises=SpecError,
-)
 def test_unquoted_on_predicate_loads() -> None:
     spec = TaskSpec.from_yaml(
         "objects:\n  - asset: cube\n  - asset: plate\nsuccess:\n  - {kind: on, object: cube, surface: plate}\n"
@@ -291,34 +283,16 @@ def test_every_error_is_a_single_line_spec_error(text: str) -> None:
     assert spec_error(text)
 
 
-@pytest.mark.xfail(
-    reason="BUG sim/spec.py TaskSpec._known_hand: Catalog.hand raises UnknownAsset, which is not a ValueError, "
-    "so it escapes pydantic and from_yaml raises UnknownAsset without the source or the field 'hand.asset'",
-    strict=True,
-    raises=UnknownAsset,
-)
 def test_unknown_hand_is_a_spec_error_naming_the_field() -> None:
     message = spec_error("hand: {asset: allegro}\n")
     assert "hand.asset" in message and "shadow_hand" in message
 
 
-@pytest.mark.xfail(
-    reason="BUG sim/spec.py TaskSpec._consistent catches only UnknownAsset; a missing mesh path raises BadAsset "
-    "from dexforge.sim.assets.user.import_asset, which escapes from_yaml without the field 'objects.0.asset'",
-    strict=True,
-    raises=BadAsset,
-)
 def test_missing_mesh_asset_is_a_spec_error_naming_the_field(tmp_path: Path) -> None:
     message = spec_error(f"objects:\n  - asset: {tmp_path / 'missing.obj'}\n")
     assert "objects.0.asset" in message
 
 
-@pytest.mark.xfail(
-    reason="BUG sim/spec.py: user strings enter messages verbatim (\"'{ref}'\" in _consistent and UnknownAsset, "
-    "loc parts in describe_validation_error), so a newline in a name or key makes a multi-line SpecError",
-    strict=True,
-    raises=AssertionError,
-)
 @pytest.mark.parametrize(
     "text",
     [
