@@ -162,8 +162,8 @@ class HandEnv:
         self.free = {k: not e.base_link.is_fixed for k, e in self.objects.items()}
         # An object's pose is its bounding-box centre in its own frame. Genesis's body frame may differ
         # (mesh origins; URDF bodies are re-based at their centre of mass and principal axes), so the
-        # centre's offset and the rotation between the object's frame and the body frame are measured once on the built scene,
-        # where each object stands as its spec says; poses are read and written through them.
+        # centre's offset and the rotation between the object's frame and the body frame are measured
+        # once on the built scene, where each object stands as its spec says; poses go through them.
         from dexforge.sim.rotations import quat_from_euler
 
         self._offset, self._rot = {}, {}
@@ -240,16 +240,25 @@ class HandEnv:
         self.built.hand.control_dofs_position(targets[:, self._n_arm :])
 
     def _read_contacts(self) -> None:
-        data = self.built.scene.rigid_solver.collider.get_contacts(as_tensor=True, to_torch=True, is_padded=True)
-        n = data["n_contacts"].reshape(-1)
-        cmax = int(n.max()) if n.numel() else 0
+        collider = self.built.scene.rigid_solver.collider
+        cfg = collider.collider_config
+        if cfg.has_prunable_contacts or cfg.has_non_box_plane_convex_convex:
+            # trimmed to the busiest env, padding marked with link -1 (cheaper than the full capacity)
+            data = collider.get_contacts(as_tensor=True, to_torch=True, is_padded=False)
+            la, lb = data["link_a"].long(), data["link_b"].long()
+            cmax = la.shape[-1]
+            valid = (la >= 0) & (lb >= 0)
+        else:  # zero-copy layout: padding is stale, so mask it with the per-env counts
+            data = collider.get_contacts(as_tensor=True, to_torch=True, is_padded=True)
+            n = data["n_contacts"].reshape(-1)
+            cmax = int(n.max()) if n.numel() else 0
+            la, lb = data["link_a"][:, :cmax].long(), data["link_b"][:, :cmax].long()
+            valid = torch.arange(cmax, device=self.device)[None, :] < n[:, None]
         self._contacts.zero_()
         self._forces.zero_()
         self._ground.zero_()
         if cmax == 0:
             return
-        la, lb = data["link_a"][:, :cmax].long(), data["link_b"][:, :cmax].long()
-        valid = torch.arange(cmax, device=self.device)[None, :] < n[:, None]
         la = torch.where(valid & (la >= 0), la, -1)
         lb = torch.where(valid & (lb >= 0), lb, -1)
         force = data["force"][:, :cmax].norm(dim=-1)
