@@ -174,6 +174,12 @@ class HandEnv:
             self._rot[name] = quat_mul(quat_conj(q_spec), base_q[0]).to(self.device)
             centre = e.get_AABB()[:1].mean(dim=1)
             self._offset[name] = quat_apply(quat_conj(base_q[:1]), centre - base_pos[:1])[0].to(self.device)
+        identity = torch.tensor([1.0, 0.0, 0.0, 0.0], device=self.device)
+        self._trivial_frame = {
+            k
+            for k in self.objects
+            if self._offset[k].abs().max() < 1e-6 and (self._rot[k] - identity).abs().max() < 1e-6
+        }
         self._joint_dofs: dict[str, list[int]] = {}
         self._joint_range: dict[str, tuple[float, float]] = {}
         for name, obj in b.spec_objects():
@@ -192,8 +198,9 @@ class HandEnv:
         hand = b.hand
         self._tip_links = [hand.get_link(n).idx_local for n in H.FINGERTIP_LINKS]
         self._palm_link = hand.get_link("palm").idx_local
-        self._tip_offsets = torch.tensor(H.FINGERTIP_OFFSETS, dtype=torch.float32, device=self.device)
-        self._palm_offset = torch.tensor(H.PALM_OFFSET, dtype=torch.float32, device=self.device)
+        self._metric_links = [*self._tip_links, self._palm_link]
+        vectors = [*H.FINGERTIP_OFFSETS.tolist(), H.PALM_OFFSET.tolist(), [0.0, -1.0, 0.0]]
+        self._link_vectors = torch.tensor(vectors, dtype=torch.float32, device=self.device)
 
     def _base_pose(self, name: str, entity) -> tuple[torch.Tensor, torch.Tensor]:
         """Body frame of an object: its free joint's pose, or the base link's pose when it is fixed."""
@@ -205,6 +212,8 @@ class HandEnv:
     def _pose(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(centre (N, 3), quat (N, 4)) of an object, in the object's own frame."""
         pos, quat = self._base_pose(name, self.objects[name])
+        if name in self._trivial_frame:  # primitives: the body frame is the object's frame
+            return pos, quat
         centre = pos + quat_apply(quat, self._offset[name].expand_as(pos))
         return centre, quat_mul(quat, quat_conj(self._rot[name]).expand_as(quat))
 
@@ -278,13 +287,16 @@ class HandEnv:
 
     def _compute_metrics(self) -> Metrics:
         hand = self.built.hand
-        links_pos = hand.get_links_pos()
-        links_quat = hand.get_links_quat()
-        tip_q = links_quat[:, self._tip_links]
-        tips = links_pos[:, self._tip_links] + quat_apply(tip_q, self._tip_offsets.expand_as(tip_q[..., :3]))
-        palm_q = links_quat[:, self._palm_link]
-        palm = links_pos[:, self._palm_link] + quat_apply(palm_q, self._palm_offset.expand(self.num_envs, 3))
-        normal = quat_apply(palm_q, torch.tensor([0.0, -1.0, 0.0], device=self.device).expand(self.num_envs, 3))
+        links_pos = hand.get_links_pos(links_idx_local=self._metric_links)  # 5 fingertip links, then the palm
+        links_quat = hand.get_links_quat(links_idx_local=self._metric_links)
+        palm_q = links_quat[:, 5]
+        # one batched rotation: tip offsets, the palm-centre offset and the palm normal
+        rotated = quat_apply(
+            torch.cat([links_quat, palm_q[:, None]], 1), self._link_vectors.expand(self.num_envs, 7, 3)
+        )
+        tips = links_pos[:, :5] + rotated[:, :5]
+        palm = links_pos[:, 5] + rotated[:, 5]
+        normal = rotated[:, 6]
         q = self._robot_q()
         m: Metrics = {
             "fingertip_pos": tips,
