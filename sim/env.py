@@ -12,81 +12,17 @@ Shapes: N = num_envs, A = num_actions (active joints), D = robot joints, O = obs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal, NamedTuple
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from dexforge.sim import hand as H
+from dexforge.sim.contacts import ContactReader
+from dexforge.sim.env_types import EnvConfig, EnvState, Metrics, StepResult
 from dexforge.sim.predicates import compile_predicates, evaluate
 from dexforge.sim.rotations import quat_apply, quat_conj, quat_from_yaw, quat_mul
 from dexforge.sim.scene import BuiltScene, SceneConfig, build_scene, initial_robot_qpos
 from dexforge.sim.spec import TaskSpec
 
-Metrics = dict[str, torch.Tensor]
-
-
-class EnvConfig(BaseModel):
-    """How actions map to joints and how episodes run (the task itself is the TaskSpec)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    active: tuple[str, ...] = Field(default=("all",), description="Joint groups or joint names the actions drive.")
-    action_mode: Literal["delta", "absolute"] = Field(
-        default="delta",
-        description="delta: an action of 1 moves a target by one step size; absolute: [-1, 1] spans the joint range.",
-    )
-    translation_step: float = Field(default=0.01, gt=0, description="Wrist target change per unit action, m.")
-    rotation_step: float = Field(default=0.05, gt=0, description="Wrist/arm target change per unit action, rad.")
-    finger_step: float = Field(default=0.1, gt=0, description="Hand joint target change per unit action, rad.")
-    randomize: bool = Field(default=True, description="Apply the spec's pose randomisation at every reset.")
-    auto_reset: bool = Field(default=True, description="Reset finished envs inside step().")
-    terminate_on_success: bool = Field(default=False, description="End an episode as soon as it succeeds.")
-
-
-class StepResult(NamedTuple):
-    obs: torch.Tensor  # (N, O), after auto-reset
-    metrics: Metrics  # of the step just taken (before any reset)
-    success: torch.Tensor  # (N,) bool
-    terminated: torch.Tensor  # (N,) bool
-    truncated: torch.Tensor  # (N,) bool
-    reset: torch.Tensor  # (N,) bool, envs reset inside this step (finished or non-finite)
-
-
-@dataclass
-class EnvState:
-    """Everything that defines the envs' physical state and episode progress; saveable with torch.save."""
-
-    robot_q: torch.Tensor  # (N, D)
-    robot_v: torch.Tensor  # (N, D)
-    targets: torch.Tensor  # (N, D)
-    objects_q: dict[str, torch.Tensor]  # name -> (N, nq)
-    objects_v: dict[str, torch.Tensor]  # name -> (N, nv)
-    step: torch.Tensor  # (N,)
-
-    @property
-    def n(self) -> int:
-        return self.robot_q.shape[0]
-
-    def select(self, idx: torch.Tensor) -> EnvState:
-        return EnvState(
-            self.robot_q[idx],
-            self.robot_v[idx],
-            self.targets[idx],
-            {k: v[idx] for k, v in self.objects_q.items()},
-            {k: v[idx] for k, v in self.objects_v.items()},
-            self.step[idx],
-        )
-
-    def save(self, path: Path) -> Path:
-        torch.save(self.__dict__, path)
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: Path) -> EnvState:
-        return cls(**torch.load(path, weights_only=True))
+__all__ = ["EnvConfig", "EnvState", "HandEnv", "Metrics", "StepResult"]
 
 
 class HandEnv:
@@ -117,7 +53,7 @@ class HandEnv:
         self._rng = torch.Generator(device="cpu").manual_seed(spec.seed)
         self._start: EnvState | None = None
         self._setup_objects()
-        self._setup_contacts()
+        self._contact_reader = ContactReader(self.built, list(self.objects.values()), self.device)
         n, d = self.num_envs, len(self.joint_names)
         self.targets = self._init_q.repeat(n, 1)
         self.actions = torch.zeros(n, self.num_actions, device=self.device)
@@ -128,9 +64,8 @@ class HandEnv:
         self._grasp_time = {k: torch.zeros(n, device=self.device) for k in self.objects}
         self._start_pos = {k: torch.zeros(n, 3, device=self.device) for k in self.objects}
         self._start_quat = {k: torch.zeros(n, 4, device=self.device) for k in self.objects}
-        self._contacts = torch.zeros(n, len(self.objects), 6, dtype=torch.bool, device=self.device)
-        self._forces = torch.zeros(n, len(self.objects), 6, device=self.device)
-        self._ground = torch.zeros(n, len(self.objects), dtype=torch.bool, device=self.device)
+        reader = self._contact_reader
+        self._contacts, self._forces, self._ground = reader.contacts, reader.forces, reader.ground
         self.metrics: Metrics = {}
         del d
         self.reset()
@@ -217,25 +152,6 @@ class HandEnv:
         centre = pos + quat_apply(quat, self._offset[name].expand_as(pos))
         return centre, quat_mul(quat, quat_conj(self._rot[name]).expand_as(quat))
 
-    def _setup_contacts(self) -> None:
-        """Lookup tables from global link index to hand part (0-5) and to object (0..K-1), -1 elsewhere."""
-        solver = self.built.scene.rigid_solver
-        n_links = solver.n_links
-        part = torch.full((n_links + 1,), -1, dtype=torch.long)
-        obj = torch.full((n_links + 1,), -1, dtype=torch.long)
-        hand = self.built.hand
-        for p, name in enumerate(H.CONTACT_PARTS):
-            for link in H.FINGER_LINKS[name]:
-                try:
-                    part[hand.get_link(link).idx] = p
-                except Exception:
-                    continue
-        for k, entity in enumerate(self.objects.values()):
-            obj[entity.link_start : entity.link_end] = k
-        ground = torch.zeros(n_links + 1, dtype=torch.bool)
-        ground[self.built.ground.link_start : self.built.ground.link_end] = True
-        self._part_of, self._obj_of, self._is_ground = part.to(self.device), obj.to(self.device), ground.to(self.device)
-
     # reading the simulator -----------------------------------------------------------------------
     def _robot_q(self) -> torch.Tensor:
         return torch.cat([e.get_dofs_position() for e in self._robots()], dim=-1)
@@ -247,43 +163,6 @@ class HandEnv:
         if self.built.arm is not None:
             self.built.arm.control_dofs_position(targets[:, : self._n_arm])
         self.built.hand.control_dofs_position(targets[:, self._n_arm :])
-
-    def _read_contacts(self) -> None:
-        collider = self.built.scene.rigid_solver.collider
-        cfg = collider.collider_config
-        if cfg.has_prunable_contacts or cfg.has_non_box_plane_convex_convex:
-            # trimmed to the busiest env, padding marked with link -1 (cheaper than the full capacity)
-            data = collider.get_contacts(as_tensor=True, to_torch=True, is_padded=False)
-            la, lb = data["link_a"].long(), data["link_b"].long()
-            cmax = la.shape[-1]
-            valid = (la >= 0) & (lb >= 0)
-        else:  # zero-copy layout: padding is stale, so mask it with the per-env counts
-            data = collider.get_contacts(as_tensor=True, to_torch=True, is_padded=True)
-            n = data["n_contacts"].reshape(-1)
-            cmax = int(n.max()) if n.numel() else 0
-            la, lb = data["link_a"][:, :cmax].long(), data["link_b"][:, :cmax].long()
-            valid = torch.arange(cmax, device=self.device)[None, :] < n[:, None]
-        self._contacts.zero_()
-        self._forces.zero_()
-        self._ground.zero_()
-        if cmax == 0:
-            return
-        la = torch.where(valid & (la >= 0), la, -1)
-        lb = torch.where(valid & (lb >= 0), lb, -1)
-        force = data["force"][:, :cmax].norm(dim=-1)
-        k = len(self.objects)
-        pa, pb, oa, ob = self._part_of[la], self._part_of[lb], self._obj_of[la], self._obj_of[lb]
-        # hand part x object pairs, either order; one dump slot for everything else
-        pair = torch.where((pa >= 0) & (ob >= 0), ob * 6 + pa, torch.where((pb >= 0) & (oa >= 0), oa * 6 + pb, k * 6))
-        counts = torch.zeros(self.num_envs, k * 6 + 1, device=self.device)
-        counts.scatter_add_(1, pair, valid.float())
-        forces = torch.zeros_like(counts).scatter_add_(1, pair, force * valid)
-        self._contacts.copy_((counts[:, : k * 6] > 0).view(-1, k, 6))
-        self._forces.copy_(forces[:, : k * 6].view(-1, k, 6))
-        ga, gb = self._is_ground[la], self._is_ground[lb]
-        on = torch.where(ga & (ob >= 0), ob, torch.where(gb & (oa >= 0), oa, k))
-        g = torch.zeros(self.num_envs, k + 1, device=self.device).scatter_add_(1, on, valid.float())
-        self._ground.copy_(g[:, :k] > 0)
 
     def _compute_metrics(self) -> Metrics:
         hand = self.built.hand
@@ -436,7 +315,7 @@ class HandEnv:
         self._control(self.targets)
         self.built.scene.step()
         self.episode_step += 1
-        self._read_contacts()
+        self._contact_reader.read()
         for k, name in enumerate(self.objects):
             held = (self._contacts[:, k, 0] | self._contacts[:, k, 5]) & self._contacts[:, k, 1:5].any(-1)
             held &= ~self._ground[:, k]
@@ -518,7 +397,7 @@ class HandEnv:
             raise ValueError(f"state holds {state.n} envs, {idx.numel()} were given")
         self._apply_state(state, idx)
         self.episode_step[idx] = state.step.to(self.device)
-        self._read_contacts()
+        self._contact_reader.read()
         self.metrics = self._compute_metrics()
 
     def _apply_state(self, state: EnvState, idx: torch.Tensor) -> None:
