@@ -37,19 +37,16 @@ class HandEnv:
         self.device = torch.device("cpu") if b.config.backend == "cpu" else _genesis_device()
         self.dt = spec.dt
         self.joint_names = b.robot_joints
-        groups = H.joint_groups(b.arm_joints)
-        try:
-            self.active_joints = H.resolve_joints(self.config.active, self.joint_names, groups)
-        except ValueError as exc:
-            raise ValueError(f"EnvConfig.active: {exc}") from None
-        self.active_idx = torch.tensor([self.joint_names.index(j) for j in self.active_joints], device=self.device)
-        self.num_actions = len(self.active_joints)
+        self.joint_groups = H.joint_groups(b.arm_joints)
+        self._set_active(self.config.active)
+        self.episode_length = spec.episode_length
         self._n_arm = len(b.arm_joints)
         lo, hi = self._limits()
         self.lower, self.upper = lo, hi
         self._step_size = torch.tensor([self._step_of(j) for j in self.joint_names], device=self.device)
         self._init_q = torch.as_tensor(initial_robot_qpos(b), dtype=torch.float32, device=self.device)
         self._predicates = compile_predicates(spec)
+        self.success_spec = list(spec.success)
         self._rng = torch.Generator(device="cpu").manual_seed(spec.seed)
         self._start: EnvState | None = None
         self._setup_objects()
@@ -70,7 +67,39 @@ class HandEnv:
         del d
         self.reset()
 
+    def configure(
+        self,
+        *,
+        active: tuple[str, ...] | list[str] | None = None,
+        success: list | None = None,
+        episode_length: int | None = None,
+    ) -> None:
+        """Re-purpose the env for another subtask on the same scene: which joints the actions drive, which
+        predicates count as success (sim.spec predicate models), how long an episode lasts. Resets all envs."""
+        if active is not None:
+            self._set_active(tuple(active))
+            self.actions = torch.zeros(self.num_envs, self.num_actions, device=self.device)
+            self.prev_actions = torch.zeros_like(self.actions)
+        if success is not None:
+            spec = self.spec.model_copy(update={"success": list(success)})
+            TaskSpec.model_validate(spec.model_dump())  # names must refer to this scene's objects
+            self._predicates = compile_predicates(spec)
+            self.success_spec = list(success)
+        if episode_length is not None:
+            if episode_length < 1:
+                raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+            self.episode_length = int(episode_length)
+        self.reset()
+
     # setup -------------------------------------------------------------------------------------
+    def _set_active(self, names: tuple[str, ...]) -> None:
+        try:
+            self.active_joints = H.resolve_joints(names, self.joint_names, self.joint_groups)
+        except ValueError as exc:
+            raise ValueError(f"active joints: {exc}") from None
+        self.active_idx = torch.tensor([self.joint_names.index(j) for j in self.active_joints], device=self.device)
+        self.num_actions = len(self.active_joints)
+
     def _step_of(self, joint: str) -> float:
         if joint in H.WRIST_JOINTS[:3]:
             return self.config.translation_step
@@ -324,7 +353,7 @@ class HandEnv:
         bad = self._non_finite(m)
         success = m["success"] & ~bad
         terminated = success & self.config.terminate_on_success
-        truncated = (self.episode_step >= self.spec.episode_length) & ~terminated
+        truncated = (self.episode_step >= self.episode_length) & ~terminated
         done = terminated | truncated | bad
         if bad.any():
             self.nan_resets += int(bad.sum())
@@ -370,7 +399,7 @@ class HandEnv:
                 m[f"{name}.linvel"],
                 m[f"{name}.contacts"].float(),
             ]
-        parts += [(self.episode_step.float() / self.spec.episode_length)[:, None], self.actions]
+        parts += [(self.episode_step.float() / self.episode_length)[:, None], self.actions]
         return torch.cat(parts, dim=-1).nan_to_num()
 
     @property

@@ -14,7 +14,7 @@ import torch
 
 from dexforge.sim.catalog import Catalog, default_catalog
 from dexforge.sim.rotations import quat_apply, quat_conj, quat_mul, twist_angle
-from dexforge.sim.spec import Held, Inside, Lifted, On, Opened, Rotated, TaskSpec, Touching
+from dexforge.sim.spec import Held, Inside, Lifted, On, Opened, Reached, Rotated, TaskSpec, Touching
 
 Metrics = dict[str, torch.Tensor]
 PredicateFn = Callable[[Metrics], torch.Tensor]
@@ -86,6 +86,14 @@ def held(obj: str, duration: float) -> PredicateFn:
     return lambda m: m[f"{obj}.grasp_time"] >= duration - 1e-6
 
 
+def reached(obj: str, offset, tolerance: float) -> PredicateFn:
+    def fn(m: Metrics) -> torch.Tensor:
+        goal = m[f"{obj}.pos"] + torch.tensor(offset, dtype=m["palm_pos"].dtype, device=m["palm_pos"].device)
+        return (m["palm_pos"] - goal).norm(dim=-1) <= tolerance
+
+    return fn
+
+
 def compile_predicates(spec: TaskSpec, catalog: Catalog | None = None) -> list[PredicateFn]:
     """One batched function per success predicate of `spec`, in order."""
     catalog = catalog or default_catalog()
@@ -114,6 +122,8 @@ def compile_predicates(spec: TaskSpec, catalog: Catalog | None = None) -> list[P
             fns.append(touching(pred.object, pred.min_fingers))
         elif isinstance(pred, Held):
             fns.append(held(pred.object, pred.duration))
+        elif isinstance(pred, Reached):
+            fns.append(reached(pred.object, pred.offset, pred.tolerance))
         else:  # pragma: no cover - the spec's union is closed
             raise TypeError(f"no batched form for predicate {pred!r}")
     return fns

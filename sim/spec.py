@@ -114,8 +114,14 @@ class Held(_Predicate):
     duration: float = Field(default=1.0, gt=0.0, le=60.0, description="Seconds in a grasp, off the ground.")
 
 
-Predicate = Annotated[Lifted | Inside | On | Rotated | Opened | Touching | Held, Field(discriminator="kind")]
-PREDICATE_KINDS = ("lifted", "inside", "on", "rotated", "opened", "touching", "held")
+class Reached(_Predicate):
+    kind: Literal["reached"] = "reached"
+    offset: Vec3 = Field(default=(0.0, 0.0, 0.0), description="Goal for the palm centre minus the object centre, m.")
+    tolerance: float = Field(default=0.02, gt=0.0, le=0.5, description="Allowed distance from the goal, m.")
+
+
+Predicate = Annotated[Lifted | Inside | On | Rotated | Opened | Touching | Held | Reached, Field(discriminator="kind")]
+PREDICATE_KINDS = ("lifted", "inside", "on", "rotated", "opened", "touching", "held", "reached")
 
 
 class TaskSpec(_Model):
@@ -255,3 +261,8 @@ _SpecLoader.add_implicit_resolver(
 
 def _catalog() -> Catalog:
     return default_catalog()
+
+
+def load_yaml(text: str):
+    """YAML as specs and plans read it: only true/false are booleans (a bare `on` stays the string 'on')."""
+    return yaml.load(text, Loader=_SpecLoader)

@@ -323,3 +323,14 @@ def test_tilt_angle_matches_scipy(rng: np.random.Generator) -> None:
 def test_tilt_angle_in_float64() -> None:
     q = wxyz(Rotation.from_euler("x", [[30.0], [90.0]], degrees=True), torch.float64)
     np.testing.assert_allclose(tilt_angle(q, wxyz(Rotation.identity(2), torch.float64)).numpy(), np.radians([30, 90]))
+
+
+def test_reached_measures_the_palm_against_an_offset_goal() -> None:
+    from dexforge.sim.predicates import reached
+
+    m = {
+        "palm_pos": torch.tensor([[0.0, 0.0, 0.13], [0.0, 0.0, 0.2], [0.01, 0.0, 0.13]]),
+        "cube.pos": torch.zeros(3, 3),
+    }
+    fn = reached("cube", (0.0, 0.0, 0.13), 0.015)
+    assert fn(m).tolist() == [True, False, True]

@@ -1,0 +1,126 @@
+"""SubtaskSpec and Plan: how a task is split into controllable pieces.
+
+A plan is an ordered list of subtasks. Each names its controller kind (`motion_plan` for approach
+and transport, `rl` for the contact-rich parts, `scripted` for synergies such as opening the hand),
+the joints it drives (the rest are frozen at their targets), its success predicates (the same
+models as a TaskSpec's), for RL a reward program or template, a budget, and where its start states
+come from (the task's initial layout, or the end states of the previous subtask's successes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dexforge.home import DexforgeError
+from dexforge.sim.spec import Predicate, TaskSpec, describe_validation_error, load_yaml
+
+ControllerKind = Literal["motion_plan", "rl", "scripted"]
+Vec3 = tuple[float, float, float]
+
+
+class PlanError(DexforgeError):
+    """A plan that cannot be read, or does not fit its task."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Budget(_Model):
+    env_steps: int = Field(default=300_000, ge=1, description="Most environment steps (all envs) to spend.")
+    wall_time_s: float = Field(default=900.0, gt=0, description="Most wall-clock seconds to spend.")
+
+
+class MotionGoal(_Model):
+    """Where a motion-planned subtask takes the palm: relative to an object, or to a fixed point."""
+
+    relative_to: str | None = Field(default=None, description="Object name; None means world coordinates.")
+    offset: Vec3 = Field(default=(0.0, 0.0, 0.1), description="Palm-centre goal minus the object centre, m.")
+    euler: Vec3 | None = Field(default=None, description="Palm orientation at the goal (deg); None keeps it.")
+    lift: float | None = Field(
+        default=None, description="Instead of a goal point: raise the palm by this much (m) from where it is."
+    )
+    clearance: float = Field(default=0.05, ge=0.0, le=0.5, description="Height kept above other objects, m.")
+    speed: float = Field(default=0.3, gt=0.0, le=2.0, description="Palm speed along the path, m/s.")
+
+
+class SubtaskSpec(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Short identifier, unique in the plan.")
+    controller: ControllerKind = Field(description="motion_plan, rl or scripted.")
+    active: tuple[str, ...] = Field(
+        default=("all",), description="Joint groups (wrist, fingers, thumb, index, ...) or joint names it drives."
+    )
+    success: list[Predicate] = Field(default_factory=list, description="All must hold for the subtask to succeed.")
+    reward: str | None = Field(default=None, description="Reward program source (rl).")
+    reward_template: str | None = Field(default=None, description="Reward template id, when no program is given.")
+    reward_params: dict[str, float | str] = Field(default_factory=dict, description="Template parameters.")
+    goal: MotionGoal | None = Field(default=None, description="Target of a motion-planned subtask.")
+    script: Literal["open_hand", "close_hand", "power_grasp", "hold"] | None = Field(
+        default=None, description="What a scripted subtask does."
+    )
+    episode_length: int = Field(default=150, ge=1, le=100_000, description="Control steps per episode.")
+    target_success: float = Field(default=0.8, gt=0.0, le=1.0, description="RL stops early at this success rate.")
+    budget: Budget = Field(default_factory=Budget)
+    start: Literal["initial", "previous"] = Field(
+        default="previous", description="Start from the task's layout, or from the previous subtask's end states."
+    )
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> SubtaskSpec:
+        if self.controller == "rl" and not (self.reward or self.reward_template):
+            raise ValueError(f"subtask '{self.name}': an rl subtask needs `reward` or `reward_template`")
+        if self.controller == "motion_plan" and self.goal is None:
+            raise ValueError(f"subtask '{self.name}': a motion_plan subtask needs a `goal`")
+        if self.controller == "scripted" and self.script is None:
+            raise ValueError(f"subtask '{self.name}': a scripted subtask needs a `script`")
+        return self
+
+
+class Plan(_Model):
+    task: str = Field(description="Name of the TaskSpec this plan is for.")
+    subtasks: list[SubtaskSpec] = Field(min_length=1, description="In execution order.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> Plan:
+        names = [s.name for s in self.subtasks]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"subtask names must be unique; repeated: {sorted(dup)}")
+        return self
+
+    def check_against(self, spec: TaskSpec) -> None:
+        """Object names in goals and predicates must exist in the task; raises PlanError."""
+        names = [o.key for o in spec.objects]
+        for sub in self.subtasks:
+            refs = [p.object for p in sub.success] + [getattr(p, "container", None) for p in sub.success]
+            refs += [getattr(p, "surface", None) for p in sub.success]
+            if sub.goal is not None:
+                refs.append(sub.goal.relative_to)
+            for ref in refs:
+                if ref is not None and ref not in names:
+                    raise PlanError(f"subtask '{sub.name}': no object named '{ref}' in task '{spec.name}'; {names}")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def save(self, path: Path) -> Path:
+        Path(path).write_text(self.to_yaml())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path | str) -> Plan:
+        path = Path(path)
+        if not path.is_file():
+            raise PlanError(f"no such plan file: {path}")
+        try:
+            data = load_yaml(path.read_text())
+        except yaml.YAMLError as exc:
+            raise PlanError(f"{path}: malformed YAML: {' '.join(str(exc).split())}") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise PlanError(f"{path}: {describe_validation_error(exc)}") from None
