@@ -1,0 +1,387 @@
+"""PPO with skrl 2.x on HandEnv: models, a skrl environment wrapper, training with early stopping,
+per-component reward statistics (Eureka-style feedback), checkpoints, resume and evaluation.
+
+The training loop is skrl's sequential loop (pre_interaction, act, step, record_transition,
+post_interaction) written out so that it can stop early, report progress and keep statistics.
+One iteration is `rollouts` steps of every env followed by a PPO update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gymnasium
+import torch
+from torch import nn
+
+from dexforge.sim.env import HandEnv
+
+RewardFn = Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO settings; saved as JSON beside every checkpoint."""
+
+    rollouts: int = 16
+    """Steps per env between updates."""
+    learning_epochs: int = 5
+    """Passes over each rollout batch."""
+    mini_batches: int = 4
+    """Mini-batches per pass."""
+    discount: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    learning_rate: float = 5e-4
+    """Adam learning rate (adapted by the KL scheduler)."""
+    entropy: float = 0.0
+    """Entropy bonus scale."""
+    hidden: tuple[int, ...] = (256, 128, 64)
+    """Hidden layer sizes of the policy and value networks."""
+    init_log_std: float = -0.7
+    """Initial log standard deviation of the Gaussian policy."""
+    plateau_iterations: int = 40
+    """Stop when the success rate has not improved by 0.02 for this many iterations."""
+    min_iterations: int = 5
+    """Never stop before this many iterations."""
+    checkpoint_every: int = 20
+    """Iterations between checkpoints (a final one is always written)."""
+    seed: int = 0
+    """Seed of torch's generator for the networks and sampling."""
+
+
+def _mlp(n_in: int, n_out: int, hidden: tuple[int, ...]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(n_in, h), nn.ELU()]
+        n_in = h
+    layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+def make_models(observation_space, action_space, device, cfg: PPOConfig) -> dict:
+    from skrl.models.torch import DeterministicMixin, GaussianMixin, Model
+
+    class Policy(GaussianMixin, Model):
+        def __init__(self):
+            Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device)
+            GaussianMixin.__init__(self, clip_actions=True, clip_log_std=True, min_log_std=-5.0, max_log_std=1.0)
+            self.net = _mlp(self.num_observations, self.num_actions, cfg.hidden)
+            self.log_std = nn.Parameter(torch.full((self.num_actions,), cfg.init_log_std))
+
+        def compute(self, inputs, role=""):
+            return torch.tanh(self.net(inputs["observations"])), {"log_std": self.log_std}
+
+    class Value(DeterministicMixin, Model):
+        def __init__(self):
+            Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device)
+            DeterministicMixin.__init__(self)
+            self.net = _mlp(self.num_observations, 1, cfg.hidden)
+
+        def compute(self, inputs, role=""):
+            return self.net(inputs["observations"]), {}
+
+    return {"policy": Policy(), "value": Value()}
+
+
+def _skrl_wrapper_base():
+    from skrl.envs.wrappers.torch.base import Wrapper
+
+    return Wrapper
+
+
+class SkrlHandEnv(_skrl_wrapper_base()):
+    """HandEnv as a skrl environment: rewards from a reward program, episode outcomes tracked.
+
+    Finished envs are reset inside HandEnv.step, as skrl expects with several envs.
+    """
+
+    def __init__(self, env: HandEnv, reward_fn: RewardFn):
+        super().__init__(env)
+        self.env = env
+        self.reward_fn = reward_fn
+        n = env.num_envs
+        self._episode_success = torch.zeros(n, dtype=torch.bool, device=env.device)
+        self.outcomes: list[bool] = []  # success of every finished episode since the last drain
+        self.component_sums: dict[str, float] = {}
+        self.reward_sum = 0.0
+        self.samples = 0
+        self.env_steps = 0
+
+    @property
+    def observation_space(self) -> gymnasium.Space:
+        return gymnasium.spaces.Box(-math.inf, math.inf, (self.env.num_obs,))
+
+    @property
+    def action_space(self) -> gymnasium.Space:
+        return gymnasium.spaces.Box(-1.0, 1.0, (self.env.num_actions,))
+
+    @property
+    def state_space(self) -> gymnasium.Space | None:
+        return None
+
+    @property
+    def num_envs(self) -> int:
+        return self.env.num_envs
+
+    @property
+    def num_agents(self) -> int:
+        return 1
+
+    @property
+    def device(self) -> torch.device:
+        return self.env.device
+
+    def reset(self):
+        self._episode_success.zero_()
+        return self.env.reset(), {}
+
+    def step(self, actions: torch.Tensor):
+        result = self.env.step(actions)
+        reward, components = self.reward_fn(result.metrics)
+        self._episode_success |= result.success
+        done = result.reset
+        if done.any():
+            self.outcomes += self._episode_success[done].tolist()
+            self._episode_success[done] = False
+        self.reward_sum += float(reward.sum())
+        for k, v in components.items():
+            self.component_sums[k] = self.component_sums.get(k, 0.0) + float(v.float().sum())
+        self.samples += self.env.num_envs
+        self.env_steps += self.env.num_envs
+        info = {"success": result.success}
+        terminated = (result.terminated | (result.reset & ~result.truncated))[:, None]
+        return result.obs, reward[:, None], terminated, result.truncated[:, None], info
+
+    def state(self):
+        return None
+
+    def render(self, *args, **kwargs):
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def drain(self) -> dict:
+        """Statistics since the last drain: episodes, success rate, mean reward and components per step."""
+        n = max(self.samples, 1)
+        stats = {
+            "episodes": len(self.outcomes),
+            "success_rate": (sum(self.outcomes) / len(self.outcomes)) if self.outcomes else None,
+            "reward_mean": self.reward_sum / n,
+            "components": {k: v / n for k, v in self.component_sums.items()},
+        }
+        self.outcomes, self.component_sums, self.reward_sum, self.samples = [], {}, 0.0, 0
+        return stats
+
+
+@dataclass
+class TrainResult:
+    iterations: int
+    env_steps: int
+    wall_time_s: float
+    best_success: float
+    final_success: float | None
+    stop_reason: str
+    checkpoint: Path
+    history: list[dict] = field(default_factory=list)
+    steps_to_half: int | None = None  # env steps when the training success rate first reached 50%
+
+
+def build_agent(wrapped: SkrlHandEnv, cfg: PPOConfig, run_dir: Path, memory_size: int | None = None):
+    from skrl.agents.torch.ppo import PPO, PPO_CFG
+    from skrl.memories.torch import RandomMemory
+    from skrl.resources.preprocessors.torch import RunningStandardScaler
+    from skrl.resources.schedulers.torch import KLAdaptiveLR
+
+    torch.manual_seed(cfg.seed)
+    device = wrapped.device
+    models = make_models(wrapped.observation_space, wrapped.action_space, device, cfg)
+    memory = RandomMemory(memory_size=memory_size or cfg.rollouts, num_envs=wrapped.num_envs, device=device)
+    agent_cfg = PPO_CFG(
+        rollouts=cfg.rollouts,
+        learning_epochs=cfg.learning_epochs,
+        mini_batches=cfg.mini_batches,
+        discount_factor=cfg.discount,
+        gae_lambda=cfg.gae_lambda,
+        learning_rate=cfg.learning_rate,
+        learning_rate_scheduler=KLAdaptiveLR,
+        learning_rate_scheduler_kwargs={"kl_threshold": 0.016},
+        observation_preprocessor=RunningStandardScaler,
+        observation_preprocessor_kwargs={"size": wrapped.observation_space, "device": device},
+        value_preprocessor=RunningStandardScaler,
+        value_preprocessor_kwargs={"size": 1, "device": device},
+        entropy_loss_scale=cfg.entropy,
+        value_loss_scale=1.0,
+        time_limit_bootstrap=True,
+    )
+    agent_cfg.experiment.directory = str(run_dir)
+    agent_cfg.experiment.experiment_name = "tb"
+    agent_cfg.experiment.write_interval = cfg.rollouts
+    agent_cfg.experiment.checkpoint_interval = 0  # checkpoints are written by train_ppo
+    agent = PPO(
+        models=models,
+        memory=memory,
+        observation_space=wrapped.observation_space,
+        action_space=wrapped.action_space,
+        device=device,
+        cfg=agent_cfg,
+    )
+    agent.init()
+    return agent
+
+
+def train_ppo(
+    env: HandEnv,
+    reward_fn: RewardFn,
+    run_dir: Path,
+    *,
+    cfg: PPOConfig | None = None,
+    target_success: float = 0.8,
+    max_env_steps: int = 200_000,
+    max_wall_s: float = 900.0,
+    resume: Path | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train a Gaussian policy on `env` (its active joints) with `reward_fn`, stopping at the target
+    success rate, a plateau, or the budget. Writes TensorBoard logs, `stats.jsonl` and checkpoints
+    (`checkpoint.pt` + `checkpoint.json`) into `run_dir`."""
+    cfg = cfg or PPOConfig()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "ppo_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    wrapped = SkrlHandEnv(env, reward_fn)
+    agent = build_agent(wrapped, cfg, run_dir)
+    start_iteration, history, steps_before = 0, [], 0
+    if resume is not None:
+        agent.load(str(resume))
+        meta = json.loads(Path(resume).with_suffix(".json").read_text())
+        start_iteration, history, steps_before = meta["iteration"], meta["history"], meta["env_steps"]
+    agent.enable_training_mode(True)
+    observations, _ = wrapped.reset()
+    wrapped.env_steps = steps_before
+    t0 = time.time()
+    best, since_best, stop_reason = max([h["success_rate"] or 0.0 for h in history] or [0.0]), 0, "budget"
+    steps_to_half = next((h["env_steps"] for h in history if (h["success_rate"] or 0) >= 0.5), None)
+    timestep = start_iteration * cfg.rollouts
+    iteration = start_iteration
+    stats_file = (run_dir / "stats.jsonl").open("a")
+    while True:
+        for _ in range(cfg.rollouts):
+            agent.pre_interaction(timestep=timestep, timesteps=1 << 40)
+            with torch.no_grad():
+                actions, _ = agent.act(observations, None, timestep=timestep, timesteps=1 << 40)
+                next_obs, rewards, terminated, truncated, infos = wrapped.step(actions)
+                agent.record_transition(
+                    observations=observations,
+                    states=None,
+                    actions=actions,
+                    rewards=rewards,
+                    next_observations=next_obs,
+                    next_states=None,
+                    terminated=terminated,
+                    truncated=truncated,
+                    infos=infos,
+                    timestep=timestep,
+                    timesteps=1 << 40,
+                )
+            agent.post_interaction(timestep=timestep, timesteps=1 << 40)
+            observations = next_obs
+            timestep += 1
+        iteration += 1
+        stats = wrapped.drain()
+        stats.update(iteration=iteration, env_steps=wrapped.env_steps, wall_s=round(time.time() - t0, 2))
+        history.append(stats)
+        stats_file.write(json.dumps(stats) + "\n")
+        stats_file.flush()
+        rate = stats["success_rate"]
+        if rate is not None and rate >= 0.5 and steps_to_half is None:
+            steps_to_half = wrapped.env_steps
+        if rate is not None and rate > best + 0.02:
+            best, since_best = rate, 0
+        else:
+            since_best += 1
+        if progress is not None:
+            progress(stats)
+        if iteration % cfg.checkpoint_every == 0:
+            _checkpoint(agent, run_dir, iteration, history, wrapped.env_steps)
+        recent = [h["success_rate"] for h in history if h["success_rate"] is not None][-2:]
+        if iteration >= cfg.min_iterations and len(recent) == 2 and min(recent) >= target_success:
+            stop_reason = "target"
+            break
+        if iteration - start_iteration >= cfg.min_iterations and since_best >= cfg.plateau_iterations:
+            stop_reason = "plateau"
+            break
+        if wrapped.env_steps >= max_env_steps or time.time() - t0 >= max_wall_s:
+            stop_reason = "budget"
+            break
+    stats_file.close()
+    checkpoint = _checkpoint(agent, run_dir, iteration, history, wrapped.env_steps)
+    return TrainResult(
+        iterations=iteration,
+        env_steps=wrapped.env_steps,
+        wall_time_s=time.time() - t0,
+        best_success=best,
+        final_success=history[-1]["success_rate"] if history else None,
+        stop_reason=stop_reason,
+        checkpoint=checkpoint,
+        history=history,
+        steps_to_half=steps_to_half,
+    )
+
+
+def _checkpoint(agent, run_dir: Path, iteration: int, history: list, env_steps: int) -> Path:
+    path = run_dir / "checkpoint.pt"
+    agent.save(str(path))
+    meta = {"iteration": iteration, "env_steps": env_steps, "history": history}
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    return path
+
+
+def load_policy(env: HandEnv, checkpoint: Path, cfg: PPOConfig | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A deterministic act(obs) -> actions from a checkpoint (mean actions, normalised observations)."""
+    cfg = cfg or PPOConfig(**_saved_config(checkpoint))
+    wrapped = SkrlHandEnv(env, lambda m: (torch.zeros(env.num_envs), {}))
+    agent = build_agent(wrapped, cfg, Path(checkpoint).parent / "eval")
+    agent.load(str(checkpoint))
+    agent.enable_training_mode(False)
+
+    @torch.no_grad()
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        inputs = {"observations": agent._observation_preprocessor(obs), "states": None}
+        _, outputs = agent.policy.act(inputs, role="policy")
+        return outputs["mean_actions"]
+
+    return act
+
+
+def _saved_config(checkpoint: Path) -> dict:
+    path = Path(checkpoint).parent / "ppo_config.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    if "hidden" in data:
+        data["hidden"] = tuple(data["hidden"])
+    return data
+
+
+@torch.no_grad()
+def evaluate(env: HandEnv, act: Callable[[torch.Tensor], torch.Tensor], episodes: int, seed: int = 0) -> float:
+    """Success rate over at least `episodes` episodes (success at any step of an episode), fixed seed."""
+    env._rng.manual_seed(seed)
+    obs = env.reset()
+    success = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
+    outcomes: list[bool] = []
+    while len(outcomes) < episodes:
+        result = env.step(act(obs))
+        obs = result.obs
+        success |= result.success
+        if result.reset.any():
+            outcomes += success[result.reset].tolist()
+            success[result.reset] = False
+    return sum(outcomes[:episodes]) / episodes
