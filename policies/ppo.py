@@ -345,8 +345,11 @@ def _checkpoint(agent, run_dir: Path, iteration: int, history: list, env_steps: 
     return path
 
 
-def load_policy(env: HandEnv, checkpoint: Path, cfg: PPOConfig | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A deterministic act(obs) -> actions from a checkpoint (mean actions, normalised observations)."""
+def load_policy(
+    env: HandEnv, checkpoint: Path, cfg: PPOConfig | None = None, *, deterministic: bool = True
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """act(obs) -> actions from a checkpoint: the mean action, or a sample from the Gaussian policy as it
+    was trained (`deterministic=False`); observations are normalised with the saved running statistics."""
     cfg = cfg or PPOConfig(**_saved_config(checkpoint))
     wrapped = SkrlHandEnv(env, lambda m: (torch.zeros(env.num_envs), {}))
     agent = build_agent(wrapped, cfg, Path(checkpoint).parent / "eval")
@@ -356,8 +359,8 @@ def load_policy(env: HandEnv, checkpoint: Path, cfg: PPOConfig | None = None) ->
     @torch.no_grad()
     def act(obs: torch.Tensor) -> torch.Tensor:
         inputs = {"observations": agent._observation_preprocessor(obs), "states": None}
-        _, outputs = agent.policy.act(inputs, role="policy")
-        return outputs["mean_actions"]
+        actions, outputs = agent.policy.act(inputs, role="policy")
+        return outputs["mean_actions"] if deterministic else actions
 
     return act
 
