@@ -1,0 +1,152 @@
+"""Jobs in worker subprocesses: a request model in, a result model out, files in the run directory.
+
+Genesis allows one `gs.init` per process, a solver crash or a leak must stay in the worker, and every
+job needs a timeout; so simulation, checking, rendering and training run through `run_job`. A job
+names a registered function (`JOBS`) and its JSON arguments; the worker imports and calls it and
+writes the returned dict as JSON. Whatever happens in the worker (an exception, a segfault, a kill,
+a timeout), the caller gets a `JobResult` with `ok=False` and the reason; it never raises for that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+# Registered job kinds -> "module:function". Only these can run in a worker.
+JOBS: dict[str, str] = {
+    "check": "dexforge.sim.jobs:check_job",
+    "render": "dexforge.sim.jobs:render_job",
+    "train_subtask": "dexforge.policies.train:train_subtask_job",
+    "run_plan": "dexforge.policies.train:run_plan_job",
+    "evaluate_plan": "dexforge.policies.train:evaluate_plan_job",
+    "selftest": "dexforge.jobs:selftest_job",
+}
+
+
+class Job(BaseModel):
+    kind: str = Field(description="A key of dexforge.jobs.JOBS.")
+    args: dict = Field(default_factory=dict, description="JSON-serialisable keyword arguments.")
+    run_dir: str = Field(description="Folder for the job's files (log, request, result).")
+    timeout_s: float = Field(default=3600.0, gt=0, description="Wall-clock limit; the worker is killed after it.")
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+
+class JobResult(BaseModel):
+    ok: bool
+    kind: str
+    value: dict | None = None
+    error: str | None = Field(default=None, description="One line: what went wrong.")
+    error_type: str | None = None
+    traceback: str | None = Field(default=None, description="The last lines of the worker's traceback.")
+    exit_code: int | None = None
+    wall_s: float = 0.0
+    log: str = ""
+
+
+def run_job(job: Job, on_line: Callable[[str], None] | None = None) -> JobResult:
+    """Run `job` in a fresh worker process and wait for it (at most `job.timeout_s`)."""
+    if job.kind not in JOBS:
+        return JobResult(ok=False, kind=job.kind, error=f"unknown job kind '{job.kind}'; kinds: {sorted(JOBS)}")
+    run_dir = Path(job.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    request = run_dir / f"job-{job.kind}-{job.id}.json"
+    result_path = request.with_suffix(".result.json")
+    log_path = request.with_suffix(".log")
+    request.write_text(job.model_dump_json())
+    t0 = time.time()
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dexforge.worker", str(request), str(result_path)],
+            stdout=subprocess.PIPE if on_line else log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a timeout kills its children too
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        timed_out = False
+        try:
+            if on_line is not None:
+                _pump(proc, log, on_line, t0 + job.timeout_s)
+            proc.wait(timeout=max(0.0, t0 + job.timeout_s - time.time()))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill(proc)
+    wall = time.time() - t0
+    if timed_out:
+        return JobResult(
+            ok=False,
+            kind=job.kind,
+            error=f"timed out after {job.timeout_s:.0f} s",
+            error_type="Timeout",
+            exit_code=proc.returncode,
+            wall_s=wall,
+            log=str(log_path),
+        )
+    if result_path.exists():
+        result = JobResult.model_validate_json(result_path.read_text())
+        return result.model_copy(update={"exit_code": proc.returncode, "wall_s": wall, "log": str(log_path)})
+    tail = _tail(log_path)
+    why = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with status {proc.returncode}"
+    return JobResult(
+        ok=False,
+        kind=job.kind,
+        error=f"the worker {why} without a result",
+        error_type="WorkerCrash",
+        traceback=tail,
+        exit_code=proc.returncode,
+        wall_s=wall,
+        log=str(log_path),
+    )
+
+
+def _pump(proc: subprocess.Popen, log, on_line: Callable[[str], None], deadline: float) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        log.write(line)
+        log.flush()
+        on_line(line.rstrip("\n"))
+        if time.time() > deadline:
+            raise subprocess.TimeoutExpired(proc.args, 0)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    proc.wait()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def selftest_job(mode: str = "ok", seconds: float = 0.0) -> dict:
+    """A job for testing the machinery: returns, raises, sleeps or dies as asked."""
+    if mode == "raise":
+        raise ValueError("selftest asked to fail")
+    if mode == "sleep":
+        time.sleep(seconds)
+    if mode == "segfault":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if mode == "exit":
+        os._exit(3)
+    print("selftest progress line", flush=True)
+    return {"mode": mode, "pid": os.getpid()}
+
+
+def emit_progress(**fields) -> None:
+    """Workers call this to report progress; the parent sees one JSON line prefixed with '@progress '."""
+    print("@progress " + json.dumps(fields), flush=True)

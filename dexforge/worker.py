@@ -1,0 +1,33 @@
+"""Worker entry point: `python -m dexforge.worker REQUEST.json RESULT.json` (see dexforge.jobs)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from pathlib import Path
+
+
+def main(request_path: str, result_path: str) -> int:
+    from dexforge.jobs import JOBS, Job, JobResult
+
+    job = Job.model_validate_json(Path(request_path).read_text())
+    module_name, func_name = JOBS[job.kind].split(":")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        value = func(**job.args)
+        result = JobResult(ok=True, kind=job.kind, value=value)
+    except Exception as exc:  # the job boundary: every failure becomes a result the caller can read
+        tb = traceback.format_exc().splitlines()
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        result = JobResult(
+            ok=False, kind=job.kind, error=message, error_type=type(exc).__name__, traceback="\n".join(tb[-12:])
+        )
+    tmp = Path(result_path).with_suffix(".tmp")
+    tmp.write_text(result.model_dump_json())
+    tmp.replace(result_path)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

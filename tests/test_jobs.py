@@ -1,0 +1,48 @@
+"""Worker jobs: results come back, and failures of every kind come back as results, never as crashes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dexforge.jobs import Job, run_job
+
+
+def job(tmp_path, mode: str, timeout: float = 60.0, **args) -> Job:
+    return Job(kind="selftest", args={"mode": mode, **args}, run_dir=str(tmp_path), timeout_s=timeout)
+
+
+def test_a_job_returns_its_value_from_another_process(tmp_path):
+    result = run_job(job(tmp_path, "ok"))
+    assert result.ok and result.value["mode"] == "ok"
+    assert result.value["pid"] != os.getpid()
+    assert "selftest progress line" in Path(result.log).read_text()
+
+
+def test_progress_lines_reach_the_caller(tmp_path):
+    lines: list[str] = []
+    result = run_job(job(tmp_path, "ok"), on_line=lines.append)
+    assert result.ok and "selftest progress line" in lines
+
+
+def test_an_exception_is_reported_with_its_type_and_traceback(tmp_path):
+    result = run_job(job(tmp_path, "raise"))
+    assert not result.ok and result.error_type == "ValueError"
+    assert result.error == "selftest asked to fail" and "selftest_job" in result.traceback
+
+
+def test_a_crash_or_exit_does_not_take_the_caller_down(tmp_path):
+    crashed = run_job(job(tmp_path, "segfault"))
+    assert not crashed.ok and crashed.error_type == "WorkerCrash" and "signal 11" in crashed.error
+    exited = run_job(job(tmp_path, "exit"))
+    assert not exited.ok and exited.exit_code == 3 and "status 3" in exited.error
+
+
+def test_a_hanging_job_is_killed_at_its_timeout(tmp_path):
+    result = run_job(job(tmp_path, "sleep", timeout=3.0, seconds=60.0))
+    assert not result.ok and result.error_type == "Timeout" and result.wall_s < 30
+
+
+def test_unknown_kinds_are_refused(tmp_path):
+    result = run_job(Job(kind="rm_rf", run_dir=str(tmp_path)))
+    assert not result.ok and "unknown job kind" in result.error
