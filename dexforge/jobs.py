@@ -23,11 +23,7 @@ from pydantic import BaseModel, Field
 
 # Registered job kinds -> "module:function". Only these can run in a worker.
 JOBS: dict[str, str] = {
-    "check": "dexforge.sim.jobs:check_job",
-    "render": "dexforge.sim.jobs:render_job",
-    "train_subtask": "dexforge.policies.train:train_subtask_job",
     "run_plan": "dexforge.policies.train:run_plan_job",
-    "evaluate_plan": "dexforge.policies.train:evaluate_plan_job",
     "selftest": "dexforge.jobs:selftest_job",
 }
 

@@ -86,8 +86,9 @@ class MotionPlanController:
     offset itself as a world point, or (`goal.lift`) the palm's position raised by that much. The
     palm keeps `goal.clearance` above every object not in the hand; the orientation turns linearly to
     `goal.euler` (degrees, extrinsic x-y-z as in a TaskSpec pose) or is kept. Finger and hand-wrist
-    targets are frozen. After the path the final targets are held for `settle_s` seconds (part of
-    `steps_needed`), long enough for the PD to close the tracking error.
+    targets are frozen. The path waits `dwell_s` at its corners and, at its end, holds the final
+    targets for `settle_s` (both part of `steps_needed`): the PD lags a moving target by about
+    speed x kv / kp (1.5 cm at 0.3 m/s), and the waits let it arrive.
 
     Floating mount: the wrist joints are the palm centre's position and intrinsic roll/pitch/yaw, so
     the path is the targets. Arm mount: one IK solve per step on the arm link the hand is attached to,
@@ -97,9 +98,10 @@ class MotionPlanController:
     `ik_tolerance`.
     """
 
-    def __init__(self, goal: MotionGoal, *, settle_s: float = 0.3, ik_tolerance: float = 0.02):
+    def __init__(self, goal: MotionGoal, *, settle_s: float = 0.3, dwell_s: float = 0.1, ik_tolerance: float = 0.02):
         self.goal = goal
         self.settle_s = settle_s
+        self.dwell_s = dwell_s
         self.ik_tolerance = ik_tolerance
         self.steps_needed = 0
         self.path: PalmPath | None = None
@@ -147,6 +149,7 @@ class MotionPlanController:
             rpy_end,
             step_length=self.goal.speed * env.dt,
             angle_step=MAX_ANGULAR_SPEED * env.dt,
+            dwell_steps=round(self.dwell_s / env.dt),
         )
         settle = max(1, round(self.settle_s / env.dt))
         self.steps_needed = self.path.steps + settle
@@ -169,8 +172,10 @@ class MotionPlanController:
     # planning ----------------------------------------------------------------------------------------
     def _goal_point(self, env: HandEnv, start: torch.Tensor) -> torch.Tensor:
         g = self.goal
-        if g.lift is not None:
-            return start + torch.tensor([0.0, 0.0, g.lift], device=start.device)
+        if g.lift is not None:  # from where the palm is (a grasp may have pushed it off its target)
+            goal = start.clone()
+            goal[:, 2] = env.metrics["palm_pos"][:, 2] + g.lift
+            return goal
         offset = torch.tensor(g.offset, dtype=start.dtype, device=start.device)
         if g.relative_to is None:
             return offset.expand_as(start).clone()
@@ -245,10 +250,11 @@ class ScriptedController:
     `open_hand`: every finger joint to 0 (inside its limits); `close_hand`: a fist (CLOSE_HAND);
     `power_grasp`: sim.hand.POWER_GRASP, the grasp the demo lifts a cube with; `hold`: keep all targets.
     A fast close wraps an object before the first finger pushes it away. The wrist (or arm) and the
-    joints the script does not name keep their targets. `steps_needed` = `steps` (0.6 s at dt 0.01).
+    joints the script does not name keep their targets. `steps_needed` = `steps` (0.8 s at dt 0.01: time
+    for the thumb, the slowest, to arrive).
     """
 
-    def __init__(self, script: Script, *, steps: int = 60):
+    def __init__(self, script: Script, *, steps: int = 80):
         if script not in ("open_hand", "close_hand", "power_grasp", "hold"):
             raise ValueError(f"unknown script {script!r}; scripts: open_hand, close_hand, power_grasp, hold")
         if steps < 1:

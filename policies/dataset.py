@@ -116,7 +116,9 @@ def inspect(path: Path) -> dict:
         shapes = {}
         if first is not None:
             shapes = {f"obs/{k}": list(first["obs"][k].shape[1:]) for k in first["obs"]}
-            shapes.update({k: list(first[k].shape[1:]) for k in ("actions", "rewards", "dones", "states") if k in first})
+            shapes.update(
+                {k: list(first[k].shape[1:]) for k in ("actions", "rewards", "dones", "states") if k in first}
+            )
         import yaml
 
         spec = yaml.safe_load(data.attrs.get("task_spec", "") or "{}") or {}

@@ -100,31 +100,38 @@ def plan_palm_path(
     *,
     step_length: float,
     angle_step: float,
+    dwell_steps: int = 0,
 ) -> PalmPath:
     """Rise, transit and descend legs from `start` (N, 3) to `goal` (N, 3) at the `cruise` height (N,).
 
     `step_length` (m) and `angle_step` (rad) are the most one control step may move the palm or turn a
-    wrist angle. Legs no env needs are left out; the orientation turns during rise and transit.
+    wrist angle. Legs no env needs are left out; between two legs the palm waits `dwell_steps` at the
+    corner (a PD lags a moving target; the wait lets it arrive before the path turns). The orientation
+    turns during rise and transit.
     """
     direct = (goal[:, :2] - start[:, :2]).norm(dim=-1) < VERTICAL_EPS
     high = torch.maximum(start[:, 2], goal[:, 2])
     height = torch.where(direct, high, torch.maximum(cruise, high))
     above_start = torch.cat([start[:, :2], height[:, None]], dim=-1)
     above_goal = torch.cat([goal[:, :2], height[:, None]], dim=-1)
-    legs = []
+    legs: list[Leg] = []
     ends = (("rise", start, above_start), ("transit", above_start, above_goal), ("descend", above_goal, goal))
     for name, a, b in ends:
         steps = math.ceil(float((b - a).norm(dim=-1).max()) / step_length - 1e-6)
-        if steps > 0:
-            legs.append(Leg(name, a, b, steps))
+        if steps <= 0:
+            continue
+        if legs and dwell_steps:  # let the PD catch up at the corner before turning
+            legs.append(Leg("dwell", a, a, dwell_steps))
+        legs.append(Leg(name, a, b, steps))
     rot_needed = math.ceil(float((rpy_end - rpy_start).abs().max()) / angle_step - 1e-6)
     if not legs:
         legs.append(Leg("rotate", start, goal, max(rot_needed, 1)))
-    window = [i for i, leg in enumerate(legs) if leg.name != "descend"] or list(range(len(legs)))
+    descend = [i for i, leg in enumerate(legs) if leg.name == "descend"]
+    window = list(range(descend[0] if descend and descend[0] > 0 else len(legs)))
     short = rot_needed - sum(legs[i].steps for i in window)
-    if short > 0:  # slow the last leg of the window down until the turn fits the angular speed limit
-        last = legs[window[-1]]
-        legs[window[-1]] = Leg(last.name, last.start, last.end, last.steps + short)
+    if short > 0:  # slow the last moving leg of the window down until the turn fits the angular speed limit
+        i = [i for i in window if legs[i].name != "dwell"][-1]
+        legs[i] = Leg(legs[i].name, legs[i].start, legs[i].end, legs[i].steps + short)
     rot_steps = sum(legs[i].steps for i in window)
     return PalmPath(legs, rpy_start, rpy_end, rot_steps)
 
@@ -166,6 +173,7 @@ def solve_arm_path(
     link_quat: torch.Tensor,
     palm_in_link: torch.Tensor,
     q_start: torch.Tensor,
+    limits: tuple[torch.Tensor, torch.Tensor],
     *,
     tolerance: float,
     rotation: torch.Tensor | None = None,
@@ -175,7 +183,9 @@ def solve_arm_path(
     The hand hangs rigidly from `link` (the arm link it is attached to; its own wrist joints are frozen
     during a motion plan), so the palm is the fixed point `palm_in_link` (N, 3) of that link. With
     `rotation` None the link keeps `link_quat` (N, 4); otherwise the link turns with the path's wrist
-    angles: link quat = quat_from_rpy(rpy) * rotation (N, 4). Raises PlanningError when IK leaves the
+    angles: link quat = quat_from_rpy(rpy) * rotation (N, 4). IK answers modulo a full turn: a solution
+    2 pi away from the previous step's is brought next to it where the joint `limits` (lower, upper)
+    allow. Raises PlanningError when IK leaves the
     palm more than `tolerance` (m) from the path, or jumps between solution branches.
     """
     reach = palm_in_link.norm(dim=-1)
@@ -190,7 +200,9 @@ def solve_arm_path(
             init_qpos=q_prev,
             return_error=True,
         )
-        q, err = torch.as_tensor(q), torch.as_tensor(err)
+        q, err = torch.as_tensor(q).to(q_prev), torch.as_tensor(err).to(q_prev)
+        near = q_prev + torch.remainder(q - q_prev + math.pi, 2 * math.pi) - math.pi
+        q = torch.where((near >= limits[0]) & (near <= limits[1]), near, q)
         palm_err = err[:, :3].norm(dim=-1) + err[:, 3:].norm(dim=-1) * reach  # bound on the palm's miss
         if bool((palm_err > tolerance).any()):
             env = int(palm_err.argmax())

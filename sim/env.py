@@ -40,6 +40,8 @@ class HandEnv:
         self.joint_groups = H.joint_groups(b.arm_joints)
         self._set_active(self.config.active)
         self.episode_length = spec.episode_length
+        self.auto_reset = self.config.auto_reset
+        self.terminate_on_success = self.config.terminate_on_success
         self._n_arm = len(b.arm_joints)
         lo, hi = self._limits()
         self.lower, self.upper = lo, hi
@@ -73,9 +75,13 @@ class HandEnv:
         active: tuple[str, ...] | list[str] | None = None,
         success: list | None = None,
         episode_length: int | None = None,
+        auto_reset: bool | None = None,
+        terminate_on_success: bool | None = None,
+        reset: bool = True,
     ) -> None:
         """Re-purpose the env for another subtask on the same scene: which joints the actions drive, which
-        predicates count as success (sim.spec predicate models), how long an episode lasts. Resets all envs."""
+        predicates count as success (sim.spec predicate models), how long an episode lasts, whether finished
+        envs reset themselves. Resets all envs unless `reset=False` (chaining keeps the state)."""
         if active is not None:
             self._set_active(tuple(active))
             self.actions = torch.zeros(self.num_envs, self.num_actions, device=self.device)
@@ -89,7 +95,12 @@ class HandEnv:
             if episode_length < 1:
                 raise ValueError(f"episode_length must be >= 1, got {episode_length}")
             self.episode_length = int(episode_length)
-        self.reset()
+        if auto_reset is not None:
+            self.auto_reset = auto_reset
+        if terminate_on_success is not None:
+            self.terminate_on_success = terminate_on_success
+        if reset:
+            self.reset()
 
     # setup -------------------------------------------------------------------------------------
     def _set_active(self, names: tuple[str, ...]) -> None:
@@ -352,7 +363,7 @@ class HandEnv:
         m = self._compute_metrics()
         bad = self._non_finite(m)
         success = m["success"] & ~bad
-        terminated = success & self.config.terminate_on_success
+        terminated = success & self.terminate_on_success
         truncated = (self.episode_step >= self.episode_length) & ~terminated
         done = terminated | truncated | bad
         if bad.any():
@@ -360,11 +371,11 @@ class HandEnv:
             self.nan_resets_per_env += bad.long()
             m = {k: torch.nan_to_num(v.float() if v.is_floating_point() else v) for k, v in m.items()}
         self.metrics = m
-        if self.config.auto_reset and done.any():
+        if self.auto_reset and done.any():
             obs = self._reset_keep_metrics(done.nonzero().flatten())
         else:
             obs = self.observations()
-        return StepResult(obs, m, success, terminated, truncated, done if self.config.auto_reset else bad)
+        return StepResult(obs, m, success, terminated, truncated, done if self.auto_reset else bad)
 
     def _reset_keep_metrics(self, idx: torch.Tensor) -> torch.Tensor:
         step_metrics = self.metrics

@@ -56,14 +56,13 @@ _MATH_NAMES = (
     "sin sinh sqrt tan tanh tau"
 )
 MATH_ALLOWED = frozenset(f"math.{n}" for n in _MATH_NAMES.split())
-TENSOR_ATTRS = frozenset(
-    (
-        "abs all amax amin any argmax argmin bool clamp clamp_max clamp_min clip cos cumsum device dim double "
-        "dtype exp expand expand_as flatten float indices int isfinite isnan log logical_and logical_not "
-        "logical_or long max maximum mean min minimum nan_to_num ndim neg norm numel pow prod reshape shape "
-        "sigmoid sign sin size sqrt square squeeze std sum tanh to unsqueeze values view where"
-    ).split()
+_TENSOR_ATTRS = (
+    "abs all amax amin any argmax argmin bool clamp clamp_max clamp_min clip cos cumsum device dim double "
+    "dtype exp expand expand_as flatten float indices int isfinite isnan log logical_and logical_not "
+    "logical_or long max maximum mean min minimum nan_to_num ndim neg norm numel pow prod reshape shape "
+    "sigmoid sign sin size sqrt square squeeze std sum tanh to unsqueeze values view where"
 )
+TENSOR_ATTRS = frozenset(_TENSOR_ATTRS.split())
 MODULES = frozenset({"torch", "math"})
 
 _FORBIDDEN_STMTS: dict[type, str] = {
@@ -190,6 +189,7 @@ class _Checker(ast.NodeVisitor):
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         if node.decorator_list:
             self.fail(node, f"decorators are not allowed (on `{node.name}`)")
+        self._check_binding(node, node.name)
         for child in [node.args, *node.body]:
             self.visit(child)
 
@@ -236,10 +236,10 @@ class _Checker(ast.NodeVisitor):
                     node, f"`{dotted}` is not allowed; use tensor math such as torch.exp, torch.clamp, torch.norm"
                 )
             return
+        self.visit(node.value)  # first, so that `os.system` reports `os`
         if node.attr not in TENSOR_ATTRS:
             hint = "string formatting is not allowed" if node.attr in ("format", "format_map") else "not allowed"
             self.fail(node, f"method or attribute `.{node.attr}` is {hint}; allowed: {', '.join(sorted(TENSOR_ATTRS))}")
-        self.visit(node.value)
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         key = node.slice.value if isinstance(node.slice, ast.Constant) else None

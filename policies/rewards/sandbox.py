@@ -45,6 +45,7 @@ from dexforge.policies.rewards.check import (
 
 Metrics = Mapping[str, torch.Tensor]
 RewardOutput = tuple[torch.Tensor, dict[str, torch.Tensor]]
+MAX_COMPONENTS = 64
 STARTUP_TIMEOUT_S = 120.0  # importing torch in a fresh interpreter on a busy machine
 _WIRE_DTYPES = {"bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64"}
 _NOT_FINITE_HINT = (
@@ -134,9 +135,18 @@ class DryRunReport(BaseModel):
 
 
 # -- the program ----------------------------------------------------------------------------------------
+def _torch_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+    """`__import__` for torch's own lazy imports (C code imports through the calling frame's builtins, which
+    is the program's). Programs cannot name it (dunder names fail the check), and it only loads torch."""
+    if level != 0 or not (name == "torch" or name.startswith("torch.")):
+        raise ImportError(f"import of `{name}` is not allowed in a reward program")
+    return builtins.__import__(name, globals, locals, fromlist, level)
+
+
 def restricted_namespace() -> dict[str, Any]:
     """Globals a program runs in: the allowlisted builtins, `torch` and `math`, nothing else."""
-    return {"__builtins__": {name: getattr(builtins, name) for name in ALLOWED_BUILTINS}, "torch": torch, "math": math}
+    allowed = {name: getattr(builtins, name) for name in ALLOWED_BUILTINS}
+    return {"__builtins__": {**allowed, "__import__": _torch_import}, "torch": torch, "math": math}
 
 
 def load_program(checked: CheckedProgram) -> Callable[[dict[str, torch.Tensor]], Any]:
@@ -165,16 +175,18 @@ def result_problem(result: Any, n: int) -> str | None:
         return f"reward has dtype {reward.dtype}; return a float tensor (e.g. `x.float()`)"
     if not isinstance(components, dict):
         return f"components must be a dict of name -> tensor of shape ({n},); it is {_describe(components)}"
+    if len(components) > MAX_COMPONENTS:
+        return f"there are {len(components)} components; return at most {MAX_COMPONENTS}"
     for name, value in components.items():
-        if not isinstance(name, str):
-            return f"component names must be strings; got {_describe(name)}"
+        if not (isinstance(name, str) and 0 < len(name) <= 64):
+            return f"component names must be strings of 1 to 64 characters; got {_describe(name)}"
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != (n,):
             return f"component `{name}` must be a tensor of shape ({n},); it is {_describe(value)}"
     return None
 
 
 def _count_text(nan: int, inf: int, n: int) -> str:
-    parts = [f"NaN in {nan}"] * bool(nan) + [f"inf in {inf}"] * bool(inf)
+    parts = ([f"NaN in {nan}"] if nan else []) + ([f"inf in {inf}"] if inf else [])
     return f"{' and '.join(parts)} of {n} envs"
 
 
@@ -255,9 +267,17 @@ def _limit_self(cpu_s: int, memory_mb: int) -> None:
     """Cap this process's CPU seconds from now and its address space beyond what it already maps."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     soft_cpu = math.ceil(usage.ru_utime + usage.ru_stime) + cpu_s
-    resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, soft_cpu + 1))  # SIGXCPU at soft, SIGKILL at hard
+    _lower(resource.RLIMIT_CPU, soft_cpu, soft_cpu + 1)  # SIGXCPU at the soft limit, SIGKILL at the hard one
     limit = _address_space() + memory_mb * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _lower(resource.RLIMIT_AS, limit, limit)
+
+
+def _lower(which: int, soft: int, hard: int) -> None:
+    """Set a limit, never above an existing hard limit (which a process cannot raise)."""
+    _, current = resource.getrlimit(which)
+    if current != resource.RLIM_INFINITY:
+        soft, hard = min(soft, current), min(hard, current)
+    resource.setrlimit(which, (soft, hard))
 
 
 def _execute(source: str, n: int, metrics: dict[str, Wire]) -> tuple:

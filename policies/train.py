@@ -1,0 +1,286 @@
+"""Plans into trained controllers, measured success and a dataset.
+
+`train_plan` runs a plan's subtasks in order on one batched scene. Each subtask starts from the task's
+layout or from the end states of the previous subtask's successful episodes; motion-planned and
+scripted subtasks need no training, RL subtasks get their reward program checked in the sandbox and
+dry-run on a real metrics batch, then PPO trains the active joints only. Each subtask's success rate
+is measured from its start states. `evaluate_plan` then measures the whole task from the initial
+layout through every subtask (chained, no resets in between) and saves the successful episodes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dexforge.policies.subtask import Plan, SubtaskSpec
+from dexforge.sim.env import EnvConfig, EnvState, HandEnv
+from dexforge.sim.predicates import compile_predicates, evaluate
+from dexforge.sim.scene import SceneConfig
+from dexforge.sim.spec import TaskSpec
+
+Progress = Callable[[dict], None]
+
+
+@dataclass
+class SubtaskOutcome:
+    name: str
+    controller: str
+    success_rate: float
+    episodes: int
+    env_steps: int = 0
+    wall_s: float = 0.0
+    stop_reason: str = ""
+    reward_source: str | None = None
+    reward_stats: dict | None = None
+    checkpoint: str | None = None
+    error: str | None = None
+    history: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class PlanOutcome:
+    task: str
+    subtasks: list[SubtaskOutcome]
+    task_success_rate: float | None = None
+    env_steps: int = 0
+    wall_s: float = 0.0
+    dataset: str | None = None
+    episodes: int = 0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def make_controller(sub: SubtaskSpec, act=None):
+    from dexforge.policies.controllers import MotionPlanController, PolicyController, ScriptedController
+
+    if sub.controller == "motion_plan":
+        return MotionPlanController(sub.goal)
+    if sub.controller == "scripted":
+        return ScriptedController(sub.script)
+    if act is None:
+        raise ValueError(f"subtask '{sub.name}' is rl: it needs a trained policy")
+    return PolicyController(act)
+
+
+def reward_program(sub: SubtaskSpec) -> str:
+    if sub.reward:
+        return sub.reward
+    from dexforge.policies.rewards.templates import render
+
+    return render(sub.reward_template, **sub.reward_params)
+
+
+def _segment(env: HandEnv, sub: SubtaskSpec, *, reset: bool) -> None:
+    env.configure(
+        active=sub.active, success=sub.success, episode_length=sub.episode_length, auto_reset=False, reset=reset
+    )
+
+
+def _run(env: HandEnv, controller, steps: int, record: bool = False):
+    """Run one segment on every env from the current state; returns (final success (N,), frames)."""
+    env.episode_step.zero_()
+    controller.begin(env)
+    frames: list[dict] = []
+    result = None
+    for _ in range(steps):
+        before = env.targets.clone() if record else None
+        result = controller.step(env)
+        if record:
+            frames.append(_frame(env, result, before))
+    success = result.success.clone() if result is not None else torch.zeros(env.num_envs, dtype=torch.bool)
+    return success, frames
+
+
+def _frame(env: HandEnv, result, _before) -> dict:
+    m = result.metrics
+    obs = {k: m[k].reshape(env.num_envs, -1).clone() for k in ("joint_pos", "joint_vel", "palm_pos", "palm_quat")}
+    obs["fingertip_pos"] = m["fingertip_pos"].reshape(env.num_envs, -1).clone()
+    for name in env.objects:
+        for key in ("pos", "quat", "linvel"):
+            obs[f"{name}.{key}"] = m[f"{name}.{key}"].clone()
+        obs[f"{name}.contacts"] = m[f"{name}.contacts"].float()
+    state = env.get_state()
+    flat = torch.cat([state.robot_q, *state.objects_q.values()], dim=-1)
+    return {"obs": obs, "actions": env.targets.clone(), "states": flat}
+
+
+def train_subtask(
+    env: HandEnv, sub: SubtaskSpec, run_dir: Path, *, eval_episodes: int, progress: Progress | None = None
+) -> tuple[SubtaskOutcome, EnvState | None]:
+    """Train (if rl) and measure one subtask from the env's start states; returns the outcome and the
+    end states of its successful episodes."""
+    t0 = time.time()
+    outcome = SubtaskOutcome(name=sub.name, controller=sub.controller, success_rate=0.0, episodes=0)
+    act = None
+    if sub.controller == "rl":
+        from dexforge.policies.ppo import PPOConfig, load_policy, train_ppo
+        from dexforge.policies.rewards.sandbox import compile_reward, dry_run
+
+        source = reward_program(sub)
+        outcome.reward_source = source
+        _segment(env, sub, reset=True)
+        report = dry_run(source, {k: v.clone() for k, v in env.metrics.items()})
+        outcome.reward_stats = report.model_dump() if hasattr(report, "model_dump") else None
+        reward_fn = compile_reward(source)
+        env.configure(auto_reset=True)
+        sub_dir = Path(run_dir) / sub.name
+        (sub_dir).mkdir(parents=True, exist_ok=True)
+        (sub_dir / "reward.py").write_text(source)
+
+        def report_progress(stats: dict) -> None:
+            if progress is not None:
+                progress({"subtask": sub.name, **stats})
+
+        trained = train_ppo(
+            env,
+            reward_fn,
+            sub_dir,
+            cfg=PPOConfig(rollouts=16),
+            target_success=sub.target_success,
+            max_env_steps=sub.budget.env_steps,
+            max_wall_s=sub.budget.wall_time_s,
+            progress=report_progress,
+        )
+        outcome.env_steps, outcome.stop_reason = trained.env_steps, trained.stop_reason
+        outcome.checkpoint, outcome.history = str(trained.checkpoint), trained.history
+        act = load_policy(env, trained.checkpoint, deterministic=False)
+    controller = make_controller(sub, act)
+    steps = max(sub.episode_length, getattr(controller, "steps_needed", 0))
+    successes: list[EnvState] = []
+    episodes = 0
+    n_success = 0
+    while episodes < eval_episodes:
+        _segment(env, sub, reset=True)
+        ok, _ = _run(env, controller, steps)
+        episodes += env.num_envs
+        n_success += int(ok.sum())
+        if ok.any():
+            successes.append(env.get_state(ok.nonzero().flatten()))
+    outcome.episodes = episodes
+    outcome.success_rate = n_success / max(episodes, 1)
+    outcome.wall_s = time.time() - t0
+    if not successes:
+        return outcome, None
+    merged = EnvState(
+        robot_q=torch.cat([s.robot_q for s in successes]),
+        robot_v=torch.cat([s.robot_v for s in successes]),
+        targets=torch.cat([s.targets for s in successes]),
+        objects_q={k: torch.cat([s.objects_q[k] for s in successes]) for k in successes[0].objects_q},
+        objects_v={k: torch.cat([s.objects_v[k] for s in successes]) for k in successes[0].objects_v},
+        step=torch.zeros(sum(s.n for s in successes), dtype=torch.long),
+    )
+    return outcome, merged
+
+
+def train_plan(
+    spec: TaskSpec,
+    plan: Plan,
+    run_dir: Path,
+    *,
+    n_envs: int = 32,
+    eval_episodes: int = 64,
+    backend: str = "cpu",
+    progress: Progress | None = None,
+    dataset: Path | None = None,
+) -> PlanOutcome:
+    """Train every subtask in order, then measure the whole task and write the dataset."""
+    plan.check_against(spec)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    env = HandEnv(spec, EnvConfig(auto_reset=False), SceneConfig(n_envs=n_envs, backend=backend))
+    outcomes: list[SubtaskOutcome] = []
+    policies: dict[str, object] = {}
+    start: EnvState | None = None
+    for sub in plan.subtasks:
+        env.set_start_states(None if sub.start == "initial" or start is None else start)
+        if progress is not None:
+            progress({"subtask": sub.name, "event": "start", "controller": sub.controller})
+        outcome, start = train_subtask(env, sub, run_dir, eval_episodes=eval_episodes, progress=progress)
+        outcomes.append(outcome)
+        if outcome.checkpoint:
+            from dexforge.policies.ppo import load_policy
+
+            _segment(env, sub, reset=False)
+            policies[sub.name] = load_policy(env, Path(outcome.checkpoint), deterministic=False)
+        if progress is not None:
+            progress({"subtask": sub.name, "event": "done", "success_rate": outcome.success_rate})
+        if start is None:
+            break
+    env.set_start_states(None)
+    result = PlanOutcome(task=spec.name, subtasks=outcomes, env_steps=sum(o.env_steps for o in outcomes))
+    if len(outcomes) == len(plan.subtasks) and start is not None:
+        rate, n_eps, path = evaluate_chain(
+            env, spec, plan, policies, eval_episodes, dataset or run_dir / "dataset.hdf5"
+        )
+        result.task_success_rate, result.episodes, result.dataset = rate, n_eps, str(path) if path else None
+    else:
+        result.task_success_rate = 0.0
+    result.wall_s = time.time() - t0
+    (run_dir / "outcome.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
+    return result
+
+
+def evaluate_chain(
+    env: HandEnv, spec: TaskSpec, plan: Plan, policies: dict, episodes: int, dataset: Path | None
+) -> tuple[float, int, Path | None]:
+    """Whole-task success from the initial layout through every subtask; successful episodes are saved."""
+    from dexforge.policies.dataset import TrajectoryWriter
+
+    task_preds = compile_predicates(spec)
+    writer = TrajectoryWriter(dataset, task_spec_yaml=spec.to_yaml(), plan_yaml=plan.to_yaml()) if dataset else None
+    done, wins = 0, 0
+    try:
+        while done < episodes:
+            env.set_start_states(None)
+            env.configure(success=[], auto_reset=False)  # reset to the task's layout
+            alive = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
+            frames: list[dict] = []
+            ends: list[int] = []
+            for sub in plan.subtasks:
+                _segment(env, sub, reset=False)
+                controller = make_controller(sub, policies.get(sub.name))
+                steps = max(sub.episode_length, getattr(controller, "steps_needed", 0))
+                ok, seg = _run(env, controller, steps, record=writer is not None)
+                frames += seg
+                ends.append(len(frames))
+                alive &= ok
+            final, _ = evaluate(task_preds, env.metrics, env.num_envs) if task_preds else (alive, None)
+            won = alive & final
+            wins += int(won.sum())
+            done += env.num_envs
+            if writer is not None and frames:
+                _write_successes(writer, frames, won, ends)
+    finally:
+        if writer is not None:
+            writer.close()
+    return wins / max(done, 1), done, (dataset if writer is not None else None)
+
+
+def _write_successes(writer, frames: list[dict], won: torch.Tensor, ends: list[int]) -> None:
+    for i in won.nonzero().flatten().tolist():
+        obs = {k: np.stack([f["obs"][k][i].cpu().numpy() for f in frames]) for k in frames[0]["obs"]}
+        actions = np.stack([f["actions"][i].cpu().numpy() for f in frames])
+        states = np.stack([f["states"][i].cpu().numpy() for f in frames])
+        writer.add_episode(obs, actions, states=states, success=True, subtask_ends=ends)
+
+
+# worker jobs ----------------------------------------------------------------------------------------
+def run_plan_job(spec_yaml: str, plan_yaml: str, run_dir: str, n_envs: int = 32, eval_episodes: int = 64) -> dict:
+    from dexforge.jobs import emit_progress
+    from dexforge.sim.spec import load_yaml
+
+    spec = TaskSpec.from_yaml(spec_yaml)
+    plan = Plan.model_validate(load_yaml(plan_yaml))
+    outcome = train_plan(
+        spec, plan, Path(run_dir), n_envs=n_envs, eval_episodes=eval_episodes, progress=lambda p: emit_progress(**p)
+    )
+    return json.loads(json.dumps(outcome.to_json(), default=str))
