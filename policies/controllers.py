@@ -123,6 +123,7 @@ class MotionPlanController:
         self._t = 0
         self._base = env.targets.clone()
         floating = env.built.arm is None
+        palm_frame = m["palm_quat"]  # replaced below on an arm mount
         if floating:
             self._cols = [env.joint_names.index(j) for j in H.WRIST_JOINTS]
             q = m["joint_pos"][:, self._cols]
@@ -231,6 +232,7 @@ class MotionPlanController:
             link_quat,
             palm_in_link,
             env.metrics["joint_pos"][:, :n_arm],
+            (env.lower[:n_arm], env.upper[:n_arm]),
             tolerance=self.ik_tolerance,
             rotation=rotation,
         )
@@ -314,7 +316,7 @@ class EpisodeResult:
     steps_to_success: torch.Tensor  # (N,) long: steps taken when success first held; -1 if never
     failed: torch.Tensor  # (N,) bool: the env's state turned non-finite (its success is false from then on)
     end_state: EnvState  # after the last step
-    steps: int
+    steps: int  # control steps taken
     trajectory: dict[str, torch.Tensor] | None = None
     """With record=True: obs (T, N, O) before each step, actions (T, N, A), targets (T, N, D) and
     success (T, N) after each step, palm_pos (T, N, 3) after each step."""
@@ -331,6 +333,7 @@ def run_episode(
     *,
     success: list[Predicate] | None = None,
     record: bool = False,
+    watch: Callable[[int, StepResult], None] | None = None,
 ) -> EpisodeResult:
     """Run `controller` on all envs from their current state (reset or `set_state` first) for `steps`
     control steps (default: `controller.steps_needed` after `begin`).
@@ -340,11 +343,11 @@ def run_episode(
     auto-reset is switched off for the episode and restored after it, so no env restarts mid-episode
     (an env that succeeds, times out or turns non-finite keeps its state; non-finite ones are marked
     `failed`). The end states can seed the next subtask through `env.set_state(result.end_state)`.
+    `watch(t, result)`, when given, sees every step's result (for logging, progress or checks).
     """
     check = _success_fn(env, success)
-    saved = env.config
-    if saved.auto_reset:
-        env.config = saved.model_copy(update={"auto_reset": False})
+    saved = env.auto_reset
+    env.configure(auto_reset=False, reset=False)
     try:
         controller.begin(env)
         n_steps = controller.steps_needed if steps is None else steps
@@ -362,13 +365,15 @@ def run_episode(
             now = (result.success if check is None else check(result.metrics)) & ~failed
             first = torch.where(now & ~ever, t + 1, first)
             ever |= now
+            if watch is not None:
+                watch(t, result)
             if record:
                 rec["actions"].append(env.actions.clone())
                 rec["targets"].append(env.targets.clone())
                 rec["success"].append(now.clone())
                 rec["palm_pos"].append(result.metrics["palm_pos"].clone())
     finally:
-        env.config = saved
+        env.configure(auto_reset=saved, reset=False)
     trajectory = {k: torch.stack(v) for k, v in rec.items()} if record and n_steps else None
     return EpisodeResult(ever, now, first, failed, env.get_state(), n_steps, trajectory)
 

@@ -1,4 +1,4 @@
-"""Palm paths for motion-planned subtasks: rise, transit, descend; batched over envs, pure torch.
+"""Palm paths for motion-planned subtasks: rise, transit, descend; batched over envs, in torch.
 
 A path moves the centre of the palm's surface in straight legs at a common speed:
 
@@ -12,11 +12,14 @@ goal lies straight above or below the start (a lift, a pure descend) the path is
 The orientation (intrinsic X-Y-Z angles, the floating wrist's roll, pitch and yaw) moves linearly to
 its goal during rise and transit, away from the object, or over the whole path when there is no
 such leg. Every env follows its own waypoints; the legs' step counts are shared (set by the env that
-has farthest to go), so all envs arrive together.
+has farthest to go), so all envs arrive together. Between legs the palm waits a few steps at the
+corner: a PD lags a moving target, and the wait lets it arrive before the path turns.
 
 On an arm mount, `solve_arm_path` turns a palm path into arm joint targets with Genesis's damped
-least-squares IK, one solve per control step seeded with the previous one, so the joints move as
-continuously as the palm does.
+least-squares IK, one solve per control step seeded with the previous one and without random
+restarts, so the joints stay on one branch and move as continuously as the palm does. The IK knows
+nothing of collisions: a path can run an arm link into the table (a palm-up approach to a cube from
+the UR5e's home pose does; a palm-down `euler` goal does not).
 """
 
 from __future__ import annotations
@@ -117,13 +120,13 @@ def plan_palm_path(
     legs: list[Leg] = []
     ends = (("rise", start, above_start), ("transit", above_start, above_goal), ("descend", above_goal, goal))
     for name, a, b in ends:
-        steps = math.ceil(float((b - a).norm(dim=-1).max()) / step_length - 1e-6)
+        steps = math.ceil(float((b - a).norm(dim=-1).max()) / step_length - 1e-3)  # float noise must not add a step
         if steps <= 0:
             continue
         if legs and dwell_steps:  # let the PD catch up at the corner before turning
             legs.append(Leg("dwell", a, a, dwell_steps))
         legs.append(Leg(name, a, b, steps))
-    rot_needed = math.ceil(float((rpy_end - rpy_start).abs().max()) / angle_step - 1e-6)
+    rot_needed = math.ceil(float((rpy_end - rpy_start).abs().max()) / angle_step - 1e-3)
     if not legs:
         legs.append(Leg("rotate", start, goal, max(rot_needed, 1)))
     descend = [i for i, leg in enumerate(legs) if leg.name == "descend"]
@@ -185,8 +188,8 @@ def solve_arm_path(
     `rotation` None the link keeps `link_quat` (N, 4); otherwise the link turns with the path's wrist
     angles: link quat = quat_from_rpy(rpy) * rotation (N, 4). IK answers modulo a full turn: a solution
     2 pi away from the previous step's is brought next to it where the joint `limits` (lower, upper)
-    allow. Raises PlanningError when IK leaves the
-    palm more than `tolerance` (m) from the path, or jumps between solution branches.
+    allow. Raises PlanningError when IK leaves the palm more than `tolerance` (m) from the path, or
+    jumps between solution branches.
     """
     reach = palm_in_link.norm(dim=-1)
     q_prev, out = q_start, []
@@ -198,6 +201,7 @@ def solve_arm_path(
             pos=pos - quat_apply(q_link, palm_in_link),
             quat=q_link,
             init_qpos=q_prev,
+            max_samples=1,  # no random restarts: stay on the branch the arm is on
             return_error=True,
         )
         q, err = torch.as_tensor(q).to(q_prev), torch.as_tensor(err).to(q_prev)

@@ -107,8 +107,6 @@ class SkrlHandEnv(_skrl_wrapper_base()):
         super().__init__(env)
         self.env = env
         self.reward_fn = reward_fn
-        n = env.num_envs
-        self._episode_success = torch.zeros(n, dtype=torch.bool, device=env.device)
         self.outcomes: list[bool] = []  # success of every finished episode since the last drain
         self.component_sums: dict[str, float] = {}
         self.reward_sum = 0.0
@@ -140,17 +138,14 @@ class SkrlHandEnv(_skrl_wrapper_base()):
         return self.env.device
 
     def reset(self):
-        self._episode_success.zero_()
         return self.env.reset(), {}
 
     def step(self, actions: torch.Tensor):
         result = self.env.step(actions)
         reward, components = self.reward_fn(result.metrics)
-        self._episode_success |= result.success
         done = result.reset
-        if done.any():
-            self.outcomes += self._episode_success[done].tolist()
-            self._episode_success[done] = False
+        if done.any():  # an episode counts as a success when its last step is one (what chaining hands over)
+            self.outcomes += result.success[done].tolist()
         self.reward_sum += float(reward.sum())
         for k, v in components.items():
             self.component_sums[k] = self.component_sums.get(k, 0.0) + float(v.float().sum())
@@ -306,7 +301,7 @@ def train_ppo(
             steps_to_half = wrapped.env_steps
         if rate is not None and rate > best + 0.02:
             best, since_best = rate, 0
-        else:
+        elif best > 0:  # a plateau needs something to plateau at; before any success only the budget stops it
             since_best += 1
         if progress is not None:
             progress(stats)
@@ -375,16 +370,13 @@ def _saved_config(checkpoint: Path) -> dict:
 
 @torch.no_grad()
 def evaluate(env: HandEnv, act: Callable[[torch.Tensor], torch.Tensor], episodes: int, seed: int = 0) -> float:
-    """Success rate over at least `episodes` episodes (success at any step of an episode), fixed seed."""
+    """Success rate over at least `episodes` episodes (success at an episode's last step), fixed seed."""
     env._rng.manual_seed(seed)
     obs = env.reset()
-    success = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
     outcomes: list[bool] = []
     while len(outcomes) < episodes:
         result = env.step(act(obs))
         obs = result.obs
-        success |= result.success
         if result.reset.any():
-            outcomes += success[result.reset].tolist()
-            success[result.reset] = False
+            outcomes += result.success[result.reset].tolist()
     return sum(outcomes[:episodes]) / episodes

@@ -84,10 +84,13 @@ def _segment(env: HandEnv, sub: SubtaskSpec, *, reset: bool) -> None:
     )
 
 
-def _run(env: HandEnv, controller, steps: int, record: bool = False):
-    """Run one segment on every env from the current state; returns (final success (N,), frames)."""
+def _run(env: HandEnv, controller, sub: SubtaskSpec, record: bool = False):
+    """Run one segment on every env from the current state; returns (final success (N,), frames).
+    Planned and scripted segments last as long as their plan (known after `begin`), rl ones an episode."""
     env.episode_step.zero_()
     controller.begin(env)
+    steps = sub.episode_length if sub.controller == "rl" else max(1, controller.steps_needed)
+    env.episode_length = max(env.episode_length, steps + 1)  # no truncation inside a segment
     frames: list[dict] = []
     result = None
     for _ in range(steps):
@@ -153,13 +156,12 @@ def train_subtask(
         outcome.checkpoint, outcome.history = str(trained.checkpoint), trained.history
         act = load_policy(env, trained.checkpoint, deterministic=False)
     controller = make_controller(sub, act)
-    steps = max(sub.episode_length, getattr(controller, "steps_needed", 0))
     successes: list[EnvState] = []
     episodes = 0
     n_success = 0
     while episodes < eval_episodes:
         _segment(env, sub, reset=True)
-        ok, _ = _run(env, controller, steps)
+        ok, _ = _run(env, controller, sub)
         episodes += env.num_envs
         n_success += int(ok.sum())
         if ok.any():
@@ -248,8 +250,7 @@ def evaluate_chain(
             for sub in plan.subtasks:
                 _segment(env, sub, reset=False)
                 controller = make_controller(sub, policies.get(sub.name))
-                steps = max(sub.episode_length, getattr(controller, "steps_needed", 0))
-                ok, seg = _run(env, controller, steps, record=writer is not None)
+                ok, seg = _run(env, controller, sub, record=writer is not None)
                 frames += seg
                 ends.append(len(frames))
                 alive &= ok

@@ -46,6 +46,8 @@ class HandEnv:
         lo, hi = self._limits()
         self.lower, self.upper = lo, hi
         self._step_size = torch.tensor([self._step_of(j) for j in self.joint_names], device=self.device)
+        self._flex = torch.tensor([self.joint_names.index(j) for j in H.FLEXION_JOINTS], device=self.device)
+        self._flex_span = (self.upper - self.lower)[self._flex].clamp(min=1e-6)
         self._init_q = torch.as_tensor(initial_robot_qpos(b), dtype=torch.float32, device=self.device)
         self._predicates = compile_predicates(spec)
         self.success_spec = list(spec.success)
@@ -224,6 +226,7 @@ class HandEnv:
             "palm_normal": normal,
             "joint_pos": q,
             "joint_vel": self._robot_v(),
+            "hand_closure": ((q[:, self._flex] - self.lower[self._flex]) / self._flex_span).mean(-1),
             "targets": self.targets.clone(),
             "actions": self.actions.clone(),
             "prev_actions": self.prev_actions.clone(),

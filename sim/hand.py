@@ -51,6 +51,13 @@ FINGER_LINKS = {
     "palm": ("palm", "little_finger_metacarpal"),
 }
 CONTACT_PARTS = (*FINGERS, "palm")
+# Flexion joints (curling towards the palm): what "closing the hand" moves.
+FLEXION_JOINTS = (
+    *(f"{f}_finger_joint{k}" for f in ("index", "middle", "ring") for k in (2, 3, 4)),
+    *(f"little_finger_joint{k}" for k in (3, 4, 5)),
+    "thumb_joint2",
+    "thumb_joint5",
+)
 FINGERTIP_LINKS = tuple(FINGER_LINKS[f][-1] for f in FINGERS)
 # Tip of each distal link in its own frame (from the collision meshes: distal pads end at z=0.030 / 0.035).
 FINGERTIP_OFFSETS = np.array([[0.0, -0.003, 0.029]] + [[0.0, -0.003, 0.024]] * 4)

@@ -29,6 +29,7 @@ GLOBAL_METRICS: dict[str, MetricDoc] = {
     "palm_normal": MetricDoc("(N, 3)", "unit vector", "Direction the palm faces (out of the palm's surface)."),
     "joint_pos": MetricDoc("(N, D)", "rad or m", "Robot joint positions (wrist/arm joints first, then the hand)."),
     "joint_vel": MetricDoc("(N, D)", "rad/s or m/s", "Robot joint velocities."),
+    "hand_closure": MetricDoc("(N,)", "1", "Mean flexion of the fingers' curling joints, 0 open .. 1 fully curled."),
     "targets": MetricDoc("(N, D)", "rad or m", "PD position targets of all robot joints (frozen ones hold theirs)."),
     "actions": MetricDoc("(N, A)", "1", "This step's actions in [-1, 1], one per active joint."),
     "prev_actions": MetricDoc("(N, A)", "1", "Previous step's actions."),

@@ -13,7 +13,7 @@ neither defined in the program nor allowlisted, any attribute starting with `_`,
 other than as `torch.<function>`, and every in-place write: item assignment into anything but a dict
 (`components["x"] = ...`), attribute assignment, `out=` arguments, methods ending in `_`. `x += y` is
 rewritten to `x = x + y`, so no program changes the metrics it reads. Annotations are dropped unchecked
-and never evaluated.
+and never evaluated. The top level holds only function definitions, assignments and docstrings.
 
 Every error is one line a model can act on, starting with `line N:` when it points at code.
 """
