@@ -62,6 +62,9 @@ class SubtaskSpec(_Model):
     script: Literal["open_hand", "close_hand", "power_grasp", "hold"] | None = Field(
         default=None, description="What a scripted subtask does."
     )
+    action_mode: Literal["delta", "absolute"] = Field(
+        default="delta", description="rl: actions move targets by steps (delta) or set them in the joint range."
+    )
     episode_length: int = Field(default=150, ge=1, le=100_000, description="Control steps per episode.")
     target_success: float = Field(default=0.8, gt=0.0, le=1.0, description="RL stops early at this success rate.")
     budget: Budget = Field(default_factory=Budget)

@@ -80,7 +80,12 @@ def reward_program(sub: SubtaskSpec) -> str:
 
 def _segment(env: HandEnv, sub: SubtaskSpec, *, reset: bool) -> None:
     env.configure(
-        active=sub.active, success=sub.success, episode_length=sub.episode_length, auto_reset=False, reset=reset
+        active=sub.active,
+        success=sub.success,
+        episode_length=sub.episode_length,
+        auto_reset=False,
+        action_mode=sub.action_mode,
+        reset=reset,
     )
 
 

@@ -41,6 +41,7 @@ class HandEnv:
         self._set_active(self.config.active)
         self.episode_length = spec.episode_length
         self.auto_reset = self.config.auto_reset
+        self.action_mode = self.config.action_mode
         self.terminate_on_success = self.config.terminate_on_success
         self._n_arm = len(b.arm_joints)
         lo, hi = self._limits()
@@ -79,6 +80,7 @@ class HandEnv:
         episode_length: int | None = None,
         auto_reset: bool | None = None,
         terminate_on_success: bool | None = None,
+        action_mode: str | None = None,
         reset: bool = True,
     ) -> None:
         """Re-purpose the env for another subtask on the same scene: which joints the actions drive, which
@@ -101,6 +103,10 @@ class HandEnv:
             self.auto_reset = auto_reset
         if terminate_on_success is not None:
             self.terminate_on_success = terminate_on_success
+        if action_mode is not None:
+            if action_mode not in ("delta", "absolute"):
+                raise ValueError(f"action_mode must be 'delta' or 'absolute', got {action_mode!r}")
+            self.action_mode = action_mode
         if reset:
             self.reset()
 
@@ -338,7 +344,7 @@ class HandEnv:
         self.prev_actions = self.actions
         self.actions = actions
         cols = self.active_idx
-        if self.config.action_mode == "delta":
+        if self.action_mode == "delta":
             new = self.targets[:, cols] + actions * self._step_size[cols]
         else:
             lo, hi = self.lower[cols], self.upper[cols]

@@ -80,6 +80,8 @@ def joint_groups(arm_joints: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]
         "fingers": fingers,
         "hand": HAND_WRIST_JOINTS + fingers,
         "all": wrist + HAND_WRIST_JOINTS + fingers,
+        "flexion": FLEXION_JOINTS,
+        "grasping": (*FLEXION_JOINTS, "thumb_joint1", "thumb_joint4"),
     }
     if not arm_joints:
         groups["wrist_translation"] = WRIST_JOINTS[:3]
