@@ -15,6 +15,7 @@ Shapes: N = num_envs, D = robot joints, A = active joints, O = observation size,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
@@ -35,7 +36,7 @@ from dexforge.policies.subtask import MotionGoal
 from dexforge.sim import hand as H
 from dexforge.sim.env import EnvState, HandEnv, Metrics, StepResult
 from dexforge.sim.predicates import compile_predicates
-from dexforge.sim.rotations import quat_apply, quat_conj, quat_mul
+from dexforge.sim.rotations import quat_apply, quat_conj, quat_mul, twist_angle
 from dexforge.sim.spec import Predicate
 
 __all__ = [
@@ -138,6 +139,13 @@ class MotionPlanController:
         rpy_end = rpy_start.clone()
         if self.goal.euler is not None:
             rpy_end[:] = torch.as_tensor(H.wrist_qpos_from_pose((0.0, 0.0, 0.0), self.goal.euler)[3:]).to(rpy_end)
+        self._yaw = None
+        if self.goal.align_yaw and self.goal.relative_to in env.objects and self.goal.lift is None:
+            # the object's yaw modulo a quarter turn (box-like symmetry): the smallest turn that lines up
+            z = torch.tensor([0.0, 0.0, 1.0], dtype=start.dtype, device=start.device)
+            yaw = twist_angle(m[f"{self.goal.relative_to}.quat"], z)
+            self._yaw = torch.remainder(yaw + math.pi / 4, math.pi / 2) - math.pi / 4
+            rpy_end[:, 2] = rpy_end[:, 2] + self._yaw
         goal = self._goal_point(env, start)
         cruise = self._cruise(env)
         if floating:
@@ -183,6 +191,12 @@ class MotionPlanController:
         if g.relative_to not in env.objects:
             names = env.object_names
             raise PlanningError(f"motion goal relative to {g.relative_to!r}: no such object; objects: {names}")
+        offset = offset.expand_as(start)
+        if self._yaw is not None:  # turn the offset with the object
+            c, s = torch.cos(self._yaw), torch.sin(self._yaw)
+            offset = torch.stack(
+                [c * offset[:, 0] - s * offset[:, 1], s * offset[:, 0] + c * offset[:, 1], offset[:, 2]], -1
+            )
         return env.metrics[f"{g.relative_to}.pos"] + offset
 
     def _cruise(self, env: HandEnv) -> torch.Tensor:

@@ -44,6 +44,10 @@ class MotionGoal(_Model):
     lift: float | None = Field(
         default=None, description="Instead of a goal point: raise the palm by this much (m) from where it is."
     )
+    align_yaw: bool = Field(
+        default=False,
+        description="Turn the offset and the palm's yaw with the object's yaw (modulo a quarter turn: box-like).",
+    )
     clearance: float = Field(default=0.05, ge=0.0, le=0.5, description="Height kept above other objects, m.")
     speed: float = Field(default=0.3, gt=0.0, le=2.0, description="Palm speed along the path, m/s.")
 

@@ -1,0 +1,87 @@
+"""Plans: validation, chaining of start states across subtasks, whole-task success and the dataset."""
+
+from __future__ import annotations
+
+import h5py
+import pytest
+
+from dexforge.policies.dataset import inspect
+from dexforge.policies.subtask import Plan, PlanError, SubtaskSpec
+from dexforge.policies.train import train_plan
+from dexforge.sim.demo import example_spec
+from dexforge.sim.spec import load_yaml
+
+PLAN = """
+task: lift_cube
+subtasks:
+  - name: approach
+    controller: motion_plan
+    active: [wrist]
+    goal: {relative_to: cube, offset: [-0.04, 0.0, 0.029], align_yaw: true}
+    success: [{kind: reached, object: cube, offset: [-0.04, 0.0, 0.029], tolerance: 0.02}]
+    start: initial
+  - name: grasp
+    controller: scripted
+    script: power_grasp
+    success: [{kind: touching, object: cube, min_fingers: 3}]
+  - name: lift
+    controller: motion_plan
+    goal: {lift: 0.15}
+    success: [{kind: lifted, object: cube, height: 0.08}]
+"""
+
+
+def test_subtask_kinds_need_their_fields():
+    with pytest.raises(ValueError, match="needs `reward` or `reward_template`"):
+        SubtaskSpec(name="g", controller="rl")
+    with pytest.raises(ValueError, match="needs a `goal`"):
+        SubtaskSpec(name="a", controller="motion_plan")
+    with pytest.raises(ValueError, match="needs a `script`"):
+        SubtaskSpec(name="s", controller="scripted")
+
+
+def test_plan_round_trips_and_is_checked_against_its_task(tmp_path):
+    plan = Plan.model_validate(load_yaml(PLAN))
+    assert Plan.load(plan.save(tmp_path / "p.yaml")) == plan
+    plan.check_against(example_spec("lift_cube"))
+    with pytest.raises(PlanError, match="no object named 'bowl'"):
+        Plan.model_validate(load_yaml(PLAN.replace("relative_to: cube", "relative_to: bowl"))).check_against(
+            example_spec("lift_cube")
+        )
+    with pytest.raises(PlanError, match="no such plan file"):
+        Plan.load(tmp_path / "missing.yaml")
+
+
+@pytest.mark.genesis
+def test_chained_plan_hands_states_over_and_saves_successes(tmp_path):
+    spec = example_spec("lift_cube")
+    events: list[dict] = []
+    outcome = train_plan(
+        spec, Plan.model_validate(load_yaml(PLAN)), tmp_path, n_envs=2, eval_episodes=2, progress=events.append
+    )
+    rates = {s.name: s.success_rate for s in outcome.subtasks}
+    assert rates == {"approach": 1.0, "grasp": 1.0, "lift": 1.0}, rates
+    # the lift could only succeed from the grasp's end states: the cube starts in the hand
+    assert [e["subtask"] for e in events if e.get("event") == "start"] == ["approach", "grasp", "lift"]
+    assert outcome.task_success_rate == 1.0 and outcome.episodes == 2
+    info = inspect(outcome.dataset)
+    assert info["episodes"] == 2 and info["successes"] == 2 and info["task"] == "lift_cube"
+    with h5py.File(outcome.dataset) as f:
+        demo = f["data/demo_0"]
+        t = int(demo.attrs["num_samples"])
+        assert demo["actions"].shape == (t, 30) and demo["obs/cube.pos"].shape == (t, 3)
+        assert demo["dones"][-1] == 1 and demo["dones"][:-1].sum() == 0
+        lift = demo["obs/cube.pos"][-1, 2] - demo["obs/cube.pos"][0, 2]
+        assert lift > 0.08  # the recorded trajectory really lifts the cube
+        assert "lift_cube" in f["data"].attrs["task_spec"] and "approach" in f["data"].attrs["plan"]
+    assert (tmp_path / "outcome.json").exists()
+
+
+@pytest.mark.genesis
+def test_a_failed_subtask_stops_the_chain(tmp_path):
+    text = PLAN.replace("offset: [-0.04, 0.0, 0.029], tolerance: 0.02", "offset: [0.3, 0.0, 0.029], tolerance: 0.02")
+    outcome = train_plan(
+        example_spec("lift_cube"), Plan.model_validate(load_yaml(text)), tmp_path, n_envs=2, eval_episodes=2
+    )
+    assert [s.name for s in outcome.subtasks] == ["approach"] and outcome.subtasks[0].success_rate == 0.0
+    assert outcome.task_success_rate == 0.0 and outcome.dataset is None
