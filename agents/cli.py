@@ -12,6 +12,7 @@ import sys
 import typer
 
 from dexforge import __version__
+from dexforge.policies import cli as policy_cli
 from dexforge.sim.cli import app as sim_app
 
 app = typer.Typer(
@@ -22,6 +23,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(sim_app, name="sim")
+app.command("train")(policy_cli.train)
+app.command("eval")(policy_cli.evaluate)
+app.add_typer(policy_cli.dataset_app, name="dataset")
 
 
 def _version(value: bool) -> None:
