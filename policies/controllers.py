@@ -307,10 +307,17 @@ class PolicyController:
     `steps_needed` is `steps`, or the env's episode length when None.
     """
 
-    def __init__(self, act: Callable[[torch.Tensor], torch.Tensor], *, steps: int | None = None):
+    def __init__(
+        self,
+        act: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        steps: int | None = None,
+        pre_step: Callable[[HandEnv], None] | None = None,
+    ):
         self.act = act
         self.steps = steps
         self.steps_needed = steps or 0
+        self.pre_step = pre_step  # e.g. a subtask's scripted lift test, applied as in training
 
     def begin(self, env: HandEnv) -> None:
         self.steps_needed = self.steps or env.episode_length
@@ -318,6 +325,8 @@ class PolicyController:
     def step(self, env: HandEnv) -> StepResult:
         with torch.no_grad():
             actions = self.act(env.observations())
+        if self.pre_step is not None:
+            self.pre_step(env)
         return env.step(actions)
 
 

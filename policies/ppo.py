@@ -103,10 +103,11 @@ class SkrlHandEnv(_skrl_wrapper_base()):
     Finished envs are reset inside HandEnv.step, as skrl expects with several envs.
     """
 
-    def __init__(self, env: HandEnv, reward_fn: RewardFn):
+    def __init__(self, env: HandEnv, reward_fn: RewardFn, pre_step: Callable[[HandEnv], None] | None = None):
         super().__init__(env)
         self.env = env
         self.reward_fn = reward_fn
+        self.pre_step = pre_step
         self.outcomes: list[bool] = []  # success of every finished episode since the last drain
         self.component_sums: dict[str, float] = {}
         self.reward_sum = 0.0
@@ -141,6 +142,8 @@ class SkrlHandEnv(_skrl_wrapper_base()):
         return self.env.reset(), {}
 
     def step(self, actions: torch.Tensor):
+        if self.pre_step is not None:
+            self.pre_step(self.env)
         result = self.env.step(actions)
         reward, components = self.reward_fn(result.metrics)
         done = result.reset
@@ -244,6 +247,7 @@ def train_ppo(
     max_wall_s: float = 900.0,
     resume: Path | None = None,
     progress: Callable[[dict], None] | None = None,
+    pre_step: Callable[[HandEnv], None] | None = None,
 ) -> TrainResult:
     """Train a Gaussian policy on `env` (its active joints) with `reward_fn`, stopping at the target
     success rate, a plateau, or the budget. Writes TensorBoard logs, `stats.jsonl` and checkpoints
@@ -252,7 +256,7 @@ def train_ppo(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "ppo_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-    wrapped = SkrlHandEnv(env, reward_fn)
+    wrapped = SkrlHandEnv(env, reward_fn, pre_step)
     agent = build_agent(wrapped, cfg, run_dir)
     start_iteration, history, steps_before = 0, [], 0
     if resume is not None:
@@ -301,7 +305,7 @@ def train_ppo(
             steps_to_half = wrapped.env_steps
         if rate is not None and rate > best + 0.02:
             best, since_best = rate, 0
-        elif best > 0:  # a plateau needs something to plateau at; before any success only the budget stops it
+        elif best >= 0.2:  # a plateau needs something to plateau at; below that only the budget stops it
             since_best += 1
         if progress is not None:
             progress(stats)

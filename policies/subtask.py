@@ -69,6 +69,14 @@ class SubtaskSpec(_Model):
     action_mode: Literal["delta", "absolute"] = Field(
         default="delta", description="rl: actions move targets by steps (delta) or set them in the joint range."
     )
+    lift_test: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=0.3,
+        description="rl with a frozen wrist: raise the palm this much (m) over the last `lift_test_steps` steps "
+        "of every episode, in training and in use, so that success (e.g. `lifted`) means a grasp that holds.",
+    )
+    lift_test_steps: int = Field(default=20, ge=1, le=500, description="Steps of the lift test.")
     episode_length: int = Field(default=150, ge=1, le=100_000, description="Control steps per episode.")
     target_success: float = Field(default=0.8, gt=0.0, le=1.0, description="RL stops early at this success rate.")
     budget: Budget = Field(default_factory=Budget)

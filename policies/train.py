@@ -67,7 +67,25 @@ def make_controller(sub: SubtaskSpec, act=None):
         return ScriptedController(sub.script)
     if act is None:
         raise ValueError(f"subtask '{sub.name}' is rl: it needs a trained policy")
-    return PolicyController(act)
+    return PolicyController(act, pre_step=lift_test_hook(sub))
+
+
+def lift_test_hook(sub: SubtaskSpec):
+    """The scripted lift test of an rl subtask: the palm's height target rises in the last steps."""
+    if not sub.lift_test:
+        return None
+    per_step = sub.lift_test / sub.lift_test_steps
+
+    def hook(env: HandEnv) -> None:
+        if "wrist_z" not in env.joint_names:
+            raise ValueError(f"subtask '{sub.name}': a lift test needs the floating wrist (wrist_z)")
+        if "wrist_z" in env.active_joints:
+            raise ValueError(f"subtask '{sub.name}': a lift test needs the wrist frozen, but wrist_z is active")
+        rising = env.episode_step >= env.episode_length - sub.lift_test_steps
+        col = env.joint_names.index("wrist_z")
+        env.targets[rising, col] = env.targets[rising, col] + per_step
+
+    return hook
 
 
 def reward_program(sub: SubtaskSpec) -> str:
@@ -94,8 +112,11 @@ def _run(env: HandEnv, controller, sub: SubtaskSpec, record: bool = False):
     Planned and scripted segments last as long as their plan (known after `begin`), rl ones an episode."""
     env.episode_step.zero_()
     controller.begin(env)
-    steps = sub.episode_length if sub.controller == "rl" else max(1, controller.steps_needed)
-    env.episode_length = max(env.episode_length, steps + 1)  # no truncation inside a segment
+    if sub.controller == "rl":
+        steps = env.episode_length = sub.episode_length  # as in training (the lift test counts from its end)
+    else:
+        steps = max(1, controller.steps_needed)
+        env.episode_length = max(env.episode_length, steps + 1)
     frames: list[dict] = []
     result = None
     for _ in range(steps):
@@ -156,6 +177,7 @@ def train_subtask(
             max_env_steps=sub.budget.env_steps,
             max_wall_s=sub.budget.wall_time_s,
             progress=report_progress,
+            pre_step=lift_test_hook(sub),
         )
         outcome.env_steps, outcome.stop_reason = trained.env_steps, trained.stop_reason
         outcome.checkpoint, outcome.history = str(trained.checkpoint), trained.history
