@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import h5py
 import pytest
+import torch
 
 from dexforge.policies.dataset import inspect
 from dexforge.policies.subtask import Plan, PlanError, SubtaskSpec
@@ -85,3 +86,28 @@ def test_a_failed_subtask_stops_the_chain(tmp_path):
     )
     assert [s.name for s in outcome.subtasks] == ["approach"] and outcome.subtasks[0].success_rate == 0.0
     assert outcome.task_success_rate == 0.0 and outcome.dataset is None
+
+
+def test_the_lift_test_raises_the_frozen_wrist_at_the_end_of_an_episode():
+    from types import SimpleNamespace
+
+    from dexforge.policies.train import lift_test_hook
+
+    sub = SubtaskSpec(
+        name="g", controller="rl", reward_template="grasp", lift_test=0.08, lift_test_steps=4, episode_length=10
+    )
+    env = SimpleNamespace(
+        joint_names=("wrist_x", "wrist_y", "wrist_z"),
+        active_joints=["wrist_x"],
+        episode_length=10,
+        episode_step=torch.tensor([0, 5, 6, 9]),
+        targets=torch.zeros(4, 3),
+    )
+    hook = lift_test_hook(sub)
+    hook(env)
+    assert env.targets[:, 2].tolist() == pytest.approx([0.0, 0.0, 0.02, 0.02])
+    assert env.targets[:, :2].abs().sum() == 0
+    env.active_joints = ["wrist_z"]
+    with pytest.raises(ValueError, match="needs the wrist frozen"):
+        hook(env)
+    assert lift_test_hook(sub.model_copy(update={"lift_test": None})) is None

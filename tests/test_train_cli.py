@@ -1,0 +1,75 @@
+"""`dexforge train | eval | dataset inspect` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dexforge.agents.cli import main
+
+PLAN = """
+task: lift_cube
+subtasks:
+  - name: approach
+    controller: motion_plan
+    goal: {relative_to: cube, offset: [-0.04, 0.0, 0.029], align_yaw: true}
+    success: [{kind: reached, object: cube, offset: [-0.04, 0.0, 0.029], tolerance: 0.02}]
+    start: initial
+  - name: grasp
+    controller: scripted
+    script: power_grasp
+    success: [{kind: touching, object: cube, min_fingers: 3}]
+  - name: lift
+    controller: motion_plan
+    goal: {lift: 0.15}
+    success: [{kind: lifted, object: cube, height: 0.1}]
+"""
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:"), err
+    return err[0]
+
+
+def test_bad_plans_are_one_line_errors(tmp_path, capsys):
+    from importlib import resources
+
+    spec = resources.files("dexforge.sim") / "examples" / "lift_cube.yaml"
+    assert main(["train", str(spec), str(tmp_path / "missing.yaml")]) == 2
+    assert "no such plan file" in one_error_line(capsys)
+    (tmp_path / "bad.yaml").write_text(PLAN.replace("relative_to: cube", "relative_to: bowl"))
+    assert main(["train", str(spec), str(tmp_path / "bad.yaml")]) == 2
+    assert "no object named 'bowl'" in one_error_line(capsys)
+    (tmp_path / "rl.yaml").write_text("task: lift_cube\nsubtasks: [{name: g, controller: rl}]\n")
+    assert main(["train", str(spec), str(tmp_path / "rl.yaml")]) == 2
+    assert "reward" in one_error_line(capsys)
+
+
+def test_eval_and_dataset_inspect_need_real_files(tmp_path, capsys):
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "no outcome.json" in one_error_line(capsys)
+    assert main(["dataset", "inspect", str(tmp_path / "x.hdf5")]) == 2
+    assert "no such dataset file" in one_error_line(capsys)
+
+
+@pytest.mark.genesis
+def test_train_runs_in_a_worker_and_its_outputs_can_be_read(tmp_path, capsys):
+    from importlib import resources
+
+    spec = resources.files("dexforge.sim") / "examples" / "lift_cube.yaml"
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    run = tmp_path / "run"
+    code = main(["train", str(spec), str(tmp_path / "plan.yaml"), "--envs", "2", "--episodes", "2", "--out", str(run)])
+    assert code == 0, capsys.readouterr()
+    shown = capsys.readouterr().out
+    assert "whole-task success" in shown and "approach" in shown and "dataset" in shown
+    outcome = json.loads((run / "outcome.json").read_text())
+    assert [s["name"] for s in outcome["subtasks"]] == ["approach", "grasp", "lift"]
+    assert outcome["task_success_rate"] >= 0.5
+    assert main(["eval", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["task"] == "lift_cube"
+    assert main(["dataset", "inspect", outcome["dataset"], "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["episodes"] >= 1 and info["keys"]["actions"] == [30]
