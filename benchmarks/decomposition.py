@@ -13,8 +13,10 @@ Target: decomposed >= 60% on both and >= 3x plain. Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -75,7 +77,7 @@ def run_variant(task: str, variant: str, budget: int, n_envs: int, episodes: int
     }
 
 
-def main() -> None:
+def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=150_000, help="RL env steps per variant")
     parser.add_argument("--envs", type=int, default=64)
@@ -101,22 +103,19 @@ def main() -> None:
             "ratio": None if plain == 0 else round(dec / plain, 2),
             "meets_target": dec >= 0.6 and (dec >= 3 * plain),
         }
-    print(
-        json.dumps(
-            {
-                "benchmark": "decomposition",
-                "machine": f"{platform.machine()}, CPU backend",
-                "rl_budget_env_steps": args.budget,
-                "n_envs": args.envs,
-                "results": rows,
-                "summary": summary,
-                "total_wall_s": round(time.time() - t0, 1),
-                "runs_dir": str(out),
-            },
-            indent=2,
-        )
-    )
+    return {
+        "benchmark": "decomposition",
+        "machine": f"{platform.machine()}, CPU backend",
+        "rl_budget_env_steps": args.budget,
+        "n_envs": args.envs,
+        "results": rows,
+        "summary": summary,
+        "total_wall_s": round(time.time() - t0, 1),
+        "runs_dir": str(out),
+    }
 
 
 if __name__ == "__main__":
-    main()
+    with contextlib.redirect_stdout(sys.stderr):  # Genesis logs to stdout; stdout carries only the JSON
+        report = main()
+    print(json.dumps(report, indent=2))

@@ -10,8 +10,10 @@ and their ratio. Target: env keeps at least 90% of raw. Usage: python benchmarks
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
+import sys
 import time
 
 import torch
@@ -70,7 +72,7 @@ def measure(n_envs: int, steps: int, backend: str) -> dict:
     }
 
 
-def main() -> None:
+def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--steps", type=int, default=200)
@@ -78,20 +80,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     results = [measure(n, args.steps, args.backend) for n in args.envs]
-    print(
-        json.dumps(
-            {
-                "benchmark": "sim_throughput",
-                "backend": args.backend,
-                "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s)",
-                "target_ratio": 0.9,
-                "results": results,
-                "meets_target": all(r["ratio"] >= 0.9 for r in results),
-            },
-            indent=2,
-        )
-    )
+    return {
+        "benchmark": "sim_throughput",
+        "backend": args.backend,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s)",
+        "target_ratio": 0.9,
+        "results": results,
+        "meets_target": all(r["ratio"] >= 0.9 for r in results),
+    }
 
 
 if __name__ == "__main__":
-    main()
+    with contextlib.redirect_stdout(sys.stderr):  # Genesis logs to stdout; stdout carries only the JSON
+        report = main()
+    print(json.dumps(report, indent=2))

@@ -8,8 +8,10 @@ Usage: python benchmarks/train_throughput.py [--envs 64] [--iterations 20]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 import torch
 
 
-def main() -> None:
+def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=20, help="PPO iterations (16 steps each)")
@@ -50,23 +52,20 @@ def main() -> None:
             train_t.append(time.perf_counter() - t0)
     raw = steps * args.envs / min(raw_t)
     trained = steps * args.envs / min(train_t)
-    print(
-        json.dumps(
-            {
-                "benchmark": "train_throughput",
-                "machine": f"{platform.machine()}, CPU backend, 1 torch thread",
-                "n_envs": args.envs,
-                "steps_per_env": steps,
-                "raw_env_steps_per_s": round(raw),
-                "ppo_env_steps_per_s": round(trained),
-                "ratio": round(trained / raw, 3),
-                "target_ratio": 0.6,
-                "meets_target": trained / raw >= 0.6,
-            },
-            indent=2,
-        )
-    )
+    return {
+        "benchmark": "train_throughput",
+        "machine": f"{platform.machine()}, CPU backend, 1 torch thread",
+        "n_envs": args.envs,
+        "steps_per_env": steps,
+        "raw_env_steps_per_s": round(raw),
+        "ppo_env_steps_per_s": round(trained),
+        "ratio": round(trained / raw, 3),
+        "target_ratio": 0.6,
+        "meets_target": trained / raw >= 0.6,
+    }
 
 
 if __name__ == "__main__":
-    main()
+    with contextlib.redirect_stdout(sys.stderr):  # Genesis logs to stdout; stdout carries only the JSON
+        report = main()
+    print(json.dumps(report, indent=2))
