@@ -191,6 +191,7 @@ class TrainResult:
     checkpoint: Path
     history: list[dict] = field(default_factory=list)
     steps_to_half: int | None = None  # env steps when the training success rate first reached 50%
+    best_checkpoint: Path | None = None  # the policy at its best training success rate
 
 
 def build_agent(wrapped: SkrlHandEnv, cfg: PPOConfig, run_dir: Path, memory_size: int | None = None):
@@ -305,6 +306,7 @@ def train_ppo(
             steps_to_half = wrapped.env_steps
         if rate is not None and rate > best + 0.02:
             best, since_best = rate, 0
+            agent.save(str(run_dir / "best.pt"))  # PPO can collapse later: keep the best policy seen
         elif best >= 0.2:  # a plateau needs something to plateau at; below that only the budget stops it
             since_best += 1
         if progress is not None:
@@ -333,6 +335,7 @@ def train_ppo(
         checkpoint=checkpoint,
         history=history,
         steps_to_half=steps_to_half,
+        best_checkpoint=(run_dir / "best.pt") if (run_dir / "best.pt").exists() else None,
     )
 
 

@@ -180,8 +180,9 @@ def train_subtask(
             pre_step=lift_test_hook(sub),
         )
         outcome.env_steps, outcome.stop_reason = trained.env_steps, trained.stop_reason
-        outcome.checkpoint, outcome.history = str(trained.checkpoint), trained.history
-        act = load_policy(env, trained.checkpoint, deterministic=False)
+        chosen = trained.best_checkpoint or trained.checkpoint
+        outcome.checkpoint, outcome.history = str(chosen), trained.history
+        act = load_policy(env, chosen, deterministic=False)
     controller = make_controller(sub, act)
     successes: list[EnvState] = []
     episodes = 0
