@@ -23,8 +23,9 @@ def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=20, help="PPO iterations (16 steps each)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the PPO update uses them)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     from dexforge.policies.ppo import PPOConfig, train_ppo
     from dexforge.policies.rewards.sandbox import compile_reward
     from dexforge.policies.rewards.templates import render
@@ -54,7 +55,7 @@ def main() -> dict:
     trained = steps * args.envs / min(train_t)
     return {
         "benchmark": "train_throughput",
-        "machine": f"{platform.machine()}, CPU backend, 1 torch thread",
+        "machine": f"{platform.machine()}, CPU backend, {args.threads} torch thread(s)",
         "n_envs": args.envs,
         "steps_per_env": steps,
         "raw_env_steps_per_s": round(raw),
