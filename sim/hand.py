@@ -142,13 +142,18 @@ def _fmt(v) -> str:
     return " ".join(f"{x:.6g}" for x in v)
 
 
-def floating_hand_urdf() -> Path:
-    """The Shadow hand behind an actuated 6-DoF wrist whose end point is the palm's centre."""
+def _shadow_root() -> ET.Element:
+    """The shipped Shadow URDF with absolute mesh paths and no forearm collision."""
     src = shadow_urdf_source()
-    tree = ET.parse(src)
-    root = tree.getroot()
+    root = ET.parse(src).getroot()
     _absolute_meshes(root, src.parent)
     _drop_forearm_collision(root)
+    return root
+
+
+def floating_hand_urdf() -> Path:
+    """The Shadow hand behind an actuated 6-DoF wrist whose end point is the palm's centre."""
+    root = _shadow_root()
     chain: list[ET.Element] = [ET.Element("link", name="mount_base")]
     parent = "mount_base"
     axes = ("1 0 0", "0 1 0", "0 0 1") * 2
@@ -180,12 +185,7 @@ def floating_hand_urdf() -> Path:
 
 def bare_hand_urdf() -> Path:
     """The Shadow hand alone (for arm mounts), meshes made absolute, forearm collision dropped."""
-    src = shadow_urdf_source()
-    tree = ET.parse(src)
-    root = tree.getroot()
-    _absolute_meshes(root, src.parent)
-    _drop_forearm_collision(root)
-    return _write_once(ET.tostring(root, encoding="unicode"), "shadow_bare")
+    return _write_once(ET.tostring(_shadow_root(), encoding="unicode"), "shadow_bare")
 
 
 def wrist_qpos_from_pose(pos, euler_deg) -> np.ndarray:
