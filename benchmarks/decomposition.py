@@ -83,18 +83,15 @@ def main() -> dict:
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--episodes", type=int, default=64, help="evaluation episodes per variant")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
+    parser.add_argument("--variants", nargs="+", default=["plain", "decomposed"], choices=["plain", "decomposed"])
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = args.out or Path(mkdtemp(prefix="dexforge-decomposition-"))
     t0 = time.time()
-    rows = [
-        run_variant(t, v, args.budget, args.envs, args.episodes, out)
-        for t in args.tasks
-        for v in ("plain", "decomposed")
-    ]
+    rows = [run_variant(t, v, args.budget, args.envs, args.episodes, out) for t in args.tasks for v in args.variants]
     summary = {}
-    for task in args.tasks:
+    for task in args.tasks if len(args.variants) == 2 else []:
         plain = next(r for r in rows if r["task"] == task and r["variant"] == "plain")["success_rate"] or 0.0
         dec = next(r for r in rows if r["task"] == task and r["variant"] == "decomposed")["success_rate"] or 0.0
         summary[task] = {

@@ -24,6 +24,7 @@ def main() -> dict:
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=20, help="PPO iterations (16 steps each)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the PPO update uses them)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved raw/PPO pairs; the best of each counts")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from dexforge.policies.ppo import PPOConfig, train_ppo
@@ -42,7 +43,7 @@ def main() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         train_ppo(env, reward, Path(tmp) / "warm", cfg=cfg, target_success=2.0, max_env_steps=16 * 2 * args.envs)
         raw_t, train_t = [], []
-        for rep in range(2):  # interleaved, best of two
+        for rep in range(args.repeats):  # interleaved, so that drifts of the machine hit both alike
             env.reset()
             t0 = time.perf_counter()
             for _ in range(steps):
@@ -58,6 +59,8 @@ def main() -> dict:
         "machine": f"{platform.machine()}, CPU backend, {args.threads} torch thread(s)",
         "n_envs": args.envs,
         "steps_per_env": steps,
+        "repeats": args.repeats,
+        "ppo": {"rollouts": cfg.rollouts, "learning_epochs": cfg.learning_epochs, "mini_batches": cfg.mini_batches},
         "raw_env_steps_per_s": round(raw),
         "ppo_env_steps_per_s": round(trained),
         "ratio": round(trained / raw, 3),

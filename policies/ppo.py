@@ -33,7 +33,7 @@ class PPOConfig:
     """Steps per env between updates."""
     learning_epochs: int = 5
     """Passes over each rollout batch."""
-    mini_batches: int = 4
+    mini_batches: int = 2
     """Mini-batches per pass."""
     discount: float = 0.99
     """Discount factor."""
@@ -55,6 +55,11 @@ class PPOConfig:
     """Iterations between checkpoints (a final one is always written)."""
     seed: int = 0
     """Seed of torch's generator for the networks and sampling."""
+    stagger: bool = True
+    """Start the envs at random points of their first episode, so that every batch holds every phase of
+    an episode (with all envs in lockstep, a batch sees one phase only and PPO oscillates)."""
+    success_window: int = 64
+    """Episodes over which the training success rate is measured (the stopping rules use it)."""
 
 
 def _mlp(n_in: int, n_out: int, hidden: tuple[int, ...]) -> nn.Sequential:
@@ -109,6 +114,7 @@ class SkrlHandEnv(_skrl_wrapper_base()):
         self.reward_fn = reward_fn
         self.pre_step = pre_step
         self.outcomes: list[bool] = []  # success of every finished episode since the last drain
+        self.counted = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)  # whole episodes
         self.component_sums: dict[str, float] = {}
         self.reward_sum = 0.0
         self.samples = 0
@@ -138,8 +144,15 @@ class SkrlHandEnv(_skrl_wrapper_base()):
     def device(self) -> torch.device:
         return self.env.device
 
-    def reset(self):
-        return self.env.reset(), {}
+    def reset(self, stagger: bool = False, seed: int = 0):
+        obs = self.env.reset()
+        if stagger and self.env.episode_length > 1:
+            gen = torch.Generator().manual_seed(seed)
+            phase = torch.randint(0, self.env.episode_length, (self.env.num_envs,), generator=gen)
+            self.env.episode_step[:] = phase.to(self.env.device)
+            self.counted = phase.to(self.env.device) == 0
+            obs = self.env.observations()
+        return obs, {}
 
     def step(self, actions: torch.Tensor):
         if self.pre_step is not None:
@@ -148,7 +161,9 @@ class SkrlHandEnv(_skrl_wrapper_base()):
         reward, components = self.reward_fn(result.metrics)
         done = result.reset
         if done.any():  # an episode counts as a success when its last step is one (what chaining hands over)
-            self.outcomes += result.success[done].tolist()
+            whole = done & self.counted  # a staggered first episode is cut short: not counted
+            self.outcomes += result.success[whole].tolist()
+            self.counted |= done
         self.reward_sum += float(reward.sum())
         for k, v in components.items():
             self.component_sums[k] = self.component_sums.get(k, 0.0) + float(v.float().sum())
@@ -172,7 +187,7 @@ class SkrlHandEnv(_skrl_wrapper_base()):
         n = max(self.samples, 1)
         stats = {
             "episodes": len(self.outcomes),
-            "success_rate": (sum(self.outcomes) / len(self.outcomes)) if self.outcomes else None,
+            "outcomes": self.outcomes,
             "reward_mean": self.reward_sum / n,
             "components": {k: v / n for k, v in self.component_sums.items()},
         }
@@ -265,11 +280,12 @@ def train_ppo(
         meta = json.loads(Path(resume).with_suffix(".json").read_text())
         start_iteration, history, steps_before = meta["iteration"], meta["history"], meta["env_steps"]
     agent.enable_training_mode(True)
-    observations, _ = wrapped.reset()
+    observations, _ = wrapped.reset(stagger=cfg.stagger, seed=cfg.seed)
     wrapped.env_steps = steps_before
     t0 = time.time()
     best, since_best, stop_reason = max([h["success_rate"] or 0.0 for h in history] or [0.0]), 0, "budget"
     steps_to_half = next((h["env_steps"] for h in history if (h["success_rate"] or 0) >= 0.5), None)
+    window: list[bool] = []  # the last `success_window` episode outcomes
     timestep = start_iteration * cfg.rollouts
     iteration = start_iteration
     stats_file = (run_dir / "stats.jsonl").open("a")
@@ -297,6 +313,11 @@ def train_ppo(
             timestep += 1
         iteration += 1
         stats = wrapped.drain()
+        window = (window + stats.pop("outcomes"))[-cfg.success_window :]
+        if len(window) >= min(cfg.success_window, env.num_envs):
+            stats["success_rate"] = sum(window) / len(window)  # over the last window of episodes
+        else:
+            stats["success_rate"] = None
         stats.update(iteration=iteration, env_steps=wrapped.env_steps, wall_s=round(time.time() - t0, 2))
         history.append(stats)
         stats_file.write(json.dumps(stats) + "\n")

@@ -142,10 +142,16 @@ def _frame(env: HandEnv, result, _before) -> dict:
 
 
 def train_subtask(
-    env: HandEnv, sub: SubtaskSpec, run_dir: Path, *, eval_episodes: int, progress: Progress | None = None
+    env: HandEnv,
+    sub: SubtaskSpec,
+    run_dir: Path,
+    *,
+    eval_episodes: int,
+    progress: Progress | None = None,
+    own_dir: bool = False,
 ) -> tuple[SubtaskOutcome, EnvState | None]:
     """Train (if rl) and measure one subtask from the env's start states; returns the outcome and the
-    end states of its successful episodes."""
+    end states of its successful episodes. Files go to `run_dir/<subtask>/` (`run_dir` with `own_dir`)."""
     t0 = time.time()
     outcome = SubtaskOutcome(name=sub.name, controller=sub.controller, success_rate=0.0, episodes=0)
     act = None
@@ -160,7 +166,7 @@ def train_subtask(
         outcome.reward_stats = report.model_dump() if hasattr(report, "model_dump") else None
         reward_fn = compile_reward(source)
         env.configure(auto_reset=True)
-        sub_dir = Path(run_dir) / sub.name
+        sub_dir = Path(run_dir) if own_dir else Path(run_dir) / sub.name
         (sub_dir).mkdir(parents=True, exist_ok=True)
         (sub_dir / "reward.py").write_text(source)
 
