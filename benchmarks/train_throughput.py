@@ -60,7 +60,11 @@ def main() -> dict:
         "n_envs": args.envs,
         "steps_per_env": steps,
         "repeats": args.repeats,
-        "ppo": {"rollouts": cfg.rollouts, "learning_epochs": cfg.learning_epochs, "mini_batches": cfg.mini_batches},
+        "ppo": {
+            "rollouts": cfg.rollouts,
+            "learning_epochs": cfg.learning_epochs,
+            "mini_batches": cfg.resolved_mini_batches(args.envs),
+        },
         "raw_env_steps_per_s": round(raw),
         "ppo_env_steps_per_s": round(trained),
         "ratio": round(trained / raw, 3),

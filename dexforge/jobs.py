@@ -24,6 +24,9 @@ from pydantic import BaseModel, Field
 # Registered job kinds -> "module:function". Only these can run in a worker.
 JOBS: dict[str, str] = {
     "run_plan": "dexforge.policies.train:run_plan_job",
+    "check_scene": "dexforge.sim.jobs:check_scene_job",
+    "train_subtask": "dexforge.policies.jobs:train_subtask_job",
+    "collect": "dexforge.policies.jobs:collect_job",
     "selftest": "dexforge.jobs:selftest_job",
 }
 

@@ -33,8 +33,9 @@ class PPOConfig:
     """Steps per env between updates."""
     learning_epochs: int = 5
     """Passes over each rollout batch."""
-    mini_batches: int = 2
-    """Mini-batches per pass."""
+    mini_batches: int | None = None
+    """Mini-batches per pass; None: 2 when a rollout batch holds 1024+ samples (64 envs x 16 steps: half the
+    update cost of 4, same learning), else 4 (small batches learn too slowly in 2)."""
     discount: float = 0.99
     """Discount factor."""
     gae_lambda: float = 0.95
@@ -60,6 +61,11 @@ class PPOConfig:
     an episode (with all envs in lockstep, a batch sees one phase only and PPO oscillates)."""
     success_window: int = 64
     """Episodes over which the training success rate is measured (the stopping rules use it)."""
+
+    def resolved_mini_batches(self, num_envs: int) -> int:
+        if self.mini_batches is not None:
+            return self.mini_batches
+        return 2 if self.rollouts * num_envs >= 1024 else 4
 
 
 def _mlp(n_in: int, n_out: int, hidden: tuple[int, ...]) -> nn.Sequential:
@@ -222,7 +228,7 @@ def build_agent(wrapped: SkrlHandEnv, cfg: PPOConfig, run_dir: Path, memory_size
     agent_cfg = PPO_CFG(
         rollouts=cfg.rollouts,
         learning_epochs=cfg.learning_epochs,
-        mini_batches=cfg.mini_batches,
+        mini_batches=cfg.resolved_mini_batches(wrapped.num_envs),
         discount_factor=cfg.discount,
         gae_lambda=cfg.gae_lambda,
         learning_rate=cfg.learning_rate,
@@ -271,7 +277,8 @@ def train_ppo(
     cfg = cfg or PPOConfig()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "ppo_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    saved = {**dataclasses.asdict(cfg), "mini_batches": cfg.resolved_mini_batches(env.num_envs)}
+    (run_dir / "ppo_config.json").write_text(json.dumps(saved, indent=2))
     wrapped = SkrlHandEnv(env, reward_fn, pre_step)
     agent = build_agent(wrapped, cfg, run_dir)
     start_iteration, history, steps_before = 0, [], 0
