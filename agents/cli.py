@@ -12,6 +12,7 @@ import sys
 import typer
 
 from dexforge import __version__
+from dexforge.agents import run_cli
 from dexforge.policies import cli as policy_cli
 from dexforge.sim.cli import app as sim_app
 
@@ -22,6 +23,9 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
+app.command("run")(run_cli.run)
+app.command("resume")(run_cli.resume)
+app.command("chat")(run_cli.chat)
 app.add_typer(sim_app, name="sim")
 app.command("train")(policy_cli.train)
 app.command("eval")(policy_cli.evaluate)

@@ -1,0 +1,95 @@
+"""The dexforge graph: request -> scene -> plan -> rewards -> trained subtasks -> dataset -> report.
+
+    recall -> propose -> check --accept--> [approve] -> decompose -> write_reward -> train -> judge
+                 ^         | revise (<= N rounds)          ^           ^                  |
+                 +---------+                               |           +--- retry (<= K) -+
+                                                           +--- re-decompose (once) ------+
+    judge --all passed--> collect -> archive -> report;   judge --gave up--> archive -> report
+
+Nodes live in scene_nodes, train_nodes and finish_nodes; routers here are pure functions of the state.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from dexforge.agents.context import AgentContext
+from dexforge.agents.finish_nodes import archive, report
+from dexforge.agents.scene_nodes import approve, check, propose, recall
+from dexforge.agents.state import AgentState
+from dexforge.agents.train_nodes import collect, decompose, judge, train, write_reward
+from dexforge.policies.subtask import Plan
+from dexforge.sim.spec import load_yaml
+
+
+def after_check(
+    state: AgentState, runtime: Runtime[AgentContext]
+) -> Literal["propose", "approve", "decompose", "archive"]:
+    verdict = state.get("verdict")
+    if verdict == "revise":
+        return "propose"
+    if verdict == "fail":
+        return "archive"
+    if verdict == "accept":
+        return "approve" if runtime.context.mode == "chat" else "decompose"
+    raise ValueError(f"check ended with verdict {verdict!r}")
+
+
+def after_approve(state: AgentState) -> Literal["propose", "decompose"]:
+    return "decompose" if state.get("approved") else "propose"
+
+
+def next_subtask(state: AgentState) -> Literal["write_reward", "train", "collect"]:
+    """rl subtasks get a reward first; planned and scripted ones go straight to train (measure)."""
+    plan = Plan.model_validate(load_yaml(state["plan_yaml"]))
+    current = state.get("current", 0)
+    if current >= len(plan.subtasks):
+        return "collect"
+    return "write_reward" if plan.subtasks[current].controller == "rl" else "train"
+
+
+def after_judge(state: AgentState) -> Literal["write_reward", "train", "collect", "decompose", "archive"]:
+    decision = state.get("decision")
+    if decision == "next":
+        return next_subtask(state)
+    if decision == "retry":
+        return "write_reward"
+    if decision == "redecompose":
+        return "decompose"
+    if decision == "give_up":
+        return "archive"
+    raise ValueError(f"judge ended with decision {decision!r}")
+
+
+builder = StateGraph(AgentState, context_schema=AgentContext)
+for name, node in (
+    ("recall", recall),
+    ("propose", propose),
+    ("check", check),
+    ("approve", approve),
+    ("decompose", decompose),
+    ("write_reward", write_reward),
+    ("train", train),
+    ("judge", judge),
+    ("collect", collect),
+    ("archive", archive),
+    ("report", report),
+):
+    builder.add_node(name, node)
+builder.add_edge(START, "recall")
+builder.add_edge("recall", "propose")
+builder.add_edge("propose", "check")
+builder.add_conditional_edges("check", after_check)
+builder.add_conditional_edges("approve", after_approve)
+builder.add_conditional_edges("decompose", next_subtask)
+builder.add_edge("write_reward", "train")
+builder.add_edge("train", "judge")
+builder.add_conditional_edges("judge", after_judge)
+builder.add_edge("collect", "archive")
+builder.add_edge("archive", "report")
+builder.add_edge("report", END)
+
+graph = builder.compile()

@@ -1,0 +1,283 @@
+"""Nodes from an accepted scene to trained subtasks: decompose, write_reward, train, judge, collect.
+
+Subtasks are worked on one at a time (`current`). An rl subtask gets a reward program, is trained in a
+worker and judged by its evaluated success rate; a failed one gets its reward rewritten with the
+training statistics (up to K times), then the task is decomposed afresh once. A subtask that passed is
+never trained again, also not after a crash and `dexforge resume`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from langgraph.runtime import Runtime
+
+from dexforge.agents.context import AgentContext
+from dexforge.agents.roles import ask_role
+from dexforge.agents.runs import log_event, rel
+from dexforge.agents.schemas import DecomposeBrief, Decomposition, RewardBrief, RewardDraft
+from dexforge.agents.state import AgentState, Attempt
+from dexforge.policies.subtask import Plan
+from dexforge.sim.spec import TaskSpec, load_yaml
+from dexforge.tools.common import ToolFailed, call_tool, progress
+from dexforge.tools.sim_tools import metric_keys
+from dexforge.tools.train_tools import check_reward, train_subtask
+from dexforge.tools.train_tools import collect as collect_tool
+
+
+def _plan(state: AgentState) -> Plan:
+    return Plan.model_validate(load_yaml(state["plan_yaml"]))
+
+
+def _cap(plan: Plan, ctx: AgentContext) -> Plan:
+    if ctx.rl_budget is None:
+        return plan
+    subs = []
+    for s in plan.subtasks:
+        if s.controller == "rl" and s.budget.env_steps > ctx.rl_budget:
+            s = s.model_copy(update={"budget": s.budget.model_copy(update={"env_steps": ctx.rl_budget})})
+        subs.append(s)
+    return plan.model_copy(update={"subtasks": subs})
+
+
+def decompose(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
+    ctx = runtime.context
+    spec = TaskSpec.from_yaml(state["spec_yaml"])
+    previous = _plan(state) if state.get("plan_yaml") else None
+    brief = DecomposeBrief(
+        request=state["request"],
+        family=state.get("family") or "lift",
+        spec=spec,
+        memories=state.get("memories", []),
+        previous=previous,
+        failure=state.get("failure") if previous is not None else None,
+    )
+
+    def validate(answer: Decomposition) -> None:
+        answer.plan.check_against(spec)
+
+    answer, calls = ask_role("decomposer", brief, ctx, validate=validate)
+    assert isinstance(answer, Decomposition)
+    plan = _cap(answer.plan.model_copy(update={"task": spec.name}), ctx)
+    plans = list(state.get("plans", []))
+    path = Path(state["run_dir"]) / f"plan_v{len(plans) + 1}.yaml"
+    plan.save(path)
+    plans.append(rel(state["run_dir"], path))
+    # a fresh plan keeps the subtasks that passed when it starts with the same ones (same spec, same order)
+    passed: dict = {}
+    if previous is not None:
+        for old, new in zip(previous.subtasks, plan.subtasks, strict=False):
+            if old != new or old.name not in state.get("passed", {}):
+                break
+            passed[new.name] = state["passed"][old.name]
+    log_event(state["run_dir"], "plan", version=len(plans), reasoning=answer.reasoning, kept=list(passed))
+    progress(event="plan", subtasks=[s.name for s in plan.subtasks])
+    return {
+        "plan_yaml": plan.to_yaml(),
+        "plans": plans,
+        "passed": passed,
+        "current": len(passed),
+        "retries": 0,
+        "reward_errors": 0,
+        "failure": None,
+        "decision": "next",
+        "node_path": ["decompose"],
+        "model_calls": calls,
+    }
+
+
+def write_reward(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
+    ctx = runtime.context
+    spec = TaskSpec.from_yaml(state["spec_yaml"])
+    plan = _plan(state)
+    sub = plan.subtasks[state["current"]]
+    history = state.get("attempts", {}).get(sub.name, [])
+    last = history[-1] if history else None
+    keys = metric_keys(spec)
+    brief = RewardBrief(
+        request=state["request"],
+        spec=spec,
+        subtask=sub,
+        metrics=keys,
+        attempt=len(history),
+        previous=(Path(state["run_dir"]) / last["reward"]).read_text() if last and last.get("reward") else None,
+        stats=last.get("components") if last else None,
+        failure=state.get("failure"),
+        memories=state.get("memories", []),
+    )
+
+    def validate(answer: RewardDraft) -> None:
+        if answer.subtask != sub.name:
+            raise ValueError(f"`subtask` must be '{sub.name}', the subtask being rewarded, not '{answer.subtask}'")
+        try:
+            call_tool(check_reward, source=answer.source, metric_keys=sorted(keys))
+        except ToolFailed as exc:
+            raise ValueError(exc.message) from None
+
+    draft, calls = ask_role("reward_writer", brief, ctx, validate=validate)
+    assert isinstance(draft, RewardDraft)
+    subs = [s.model_copy(update={"reward": draft.source}) if s.name == sub.name else s for s in plan.subtasks]
+    plan = plan.model_copy(update={"subtasks": subs})
+    log_event(state["run_dir"], "reward", subtask=sub.name, attempt=len(history), reasoning=draft.reasoning)
+    progress(event="reward", subtask=sub.name, attempt=len(history))
+    return {
+        "plan_yaml": plan.to_yaml(),
+        "reflection": draft.reasoning if history else None,
+        "node_path": ["write_reward"],
+        "model_calls": calls,
+    }
+
+
+def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
+    ctx = runtime.context
+    plan = _plan(state)
+    index = state["current"]
+    sub = plan.subtasks[index]
+    attempts = {k: list(v) for k, v in state.get("attempts", {}).items()}
+    history = attempts.setdefault(sub.name, [])
+    out_dir = Path(state["run_dir"]) / "subtasks" / sub.name / f"attempt{len(history)}"
+    done_file = out_dir / "outcome.json"
+    start = None
+    if index > 0 and sub.start == "previous":
+        start = state["passed"][plan.subtasks[index - 1].name].get("end_states")
+        start = str(Path(state["run_dir"]) / start) if start else None
+    attempt: Attempt = {"attempt": len(history), "reflection": state.get("reflection"), "error": None}
+    if done_file.exists():  # finished before the process died: use it, train nothing again
+        value = json.loads(done_file.read_text())
+        log_event(state["run_dir"], "train_reused", subtask=sub.name, attempt=len(history))
+    else:
+        if out_dir.exists():  # a run killed mid-training: keep its files aside, start this attempt afresh
+            out_dir.rename(out_dir.with_name(f"{out_dir.name}.interrupted-{int(time.time())}"))
+        try:
+            value = call_tool(
+                train_subtask,
+                spec_yaml=state["spec_yaml"],
+                plan_yaml=plan.to_yaml(),
+                index=index,
+                out_dir=str(out_dir),
+                start_states=start,
+                n_envs=ctx.n_envs,
+                eval_episodes=ctx.eval_episodes,
+                backend=ctx.backend,
+                timeout_s=ctx.job_timeout_s,
+            )
+        except ToolFailed as exc:
+            value = None
+            attempt.update(error=exc.message, success_rate=0.0, env_steps=0, stop_reason="error")
+    if value is not None:
+        rs = value.get("reward_stats") or {}
+        attempt.update(
+            success_rate=value["success_rate"],
+            env_steps=value["env_steps"],
+            stop_reason=value.get("stop_reason") or "",
+            checkpoint=rel(state["run_dir"], value["checkpoint"]) if value.get("checkpoint") else None,
+            end_states=rel(state["run_dir"], value["end_states"]) if value.get("end_states") else None,
+            reward_stats=rs or None,
+            components=_training_components(out_dir / "stats.jsonl"),
+        )
+    reward_file, stats_file = out_dir / "reward.py", out_dir / "stats.jsonl"
+    attempt["reward"] = rel(state["run_dir"], reward_file) if reward_file.exists() else None
+    attempt["stats"] = rel(state["run_dir"], stats_file) if stats_file.exists() else None
+    history.append(attempt)
+    log_event(state["run_dir"], "trained", subtask=sub.name, **{k: attempt.get(k) for k in ("success_rate", "error")})
+    return {"attempts": attempts, "node_path": ["train"]}
+
+
+def _training_components(stats: Path) -> dict | None:
+    """Mean per-step reward components over the last quarter of training (what the reward-writer reads)."""
+    if not stats.exists():
+        return None
+    rows = [json.loads(line) for line in stats.read_text().splitlines() if line.strip()]
+    if not rows:
+        return None
+    tail = rows[-max(1, len(rows) // 4) :]
+    keys = {k for r in tail for k in r.get("components", {})}
+    out = {k: round(sum(r["components"].get(k, 0.0) for r in tail) / len(tail), 5) for k in sorted(keys)}
+    rates = [r["success_rate"] for r in rows if r.get("success_rate") is not None]
+    out["_training_success_best"] = round(max(rates), 3) if rates else 0.0
+    return out
+
+
+def judge(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
+    """Pass the subtask, or retry it with a rewritten reward, or decompose afresh, or give up."""
+    ctx = runtime.context
+    plan = _plan(state)
+    sub = plan.subtasks[state["current"]]
+    last = state["attempts"][sub.name][-1]
+    ok = not last.get("error") and last.get("success_rate", 0.0) >= ctx.pass_rate and last.get("end_states")
+    update: dict = {"node_path": ["judge"], "reflection": None}
+    if ok:
+        passed = {**state.get("passed", {}), sub.name: last}
+        progress(event="judge", subtask=sub.name, passed=True, success_rate=last["success_rate"])
+        return {
+            **update,
+            "passed": passed,
+            "current": state["current"] + 1,
+            "retries": 0,
+            "reward_errors": 0,
+            "failure": None,
+            "decision": "next",
+        }
+    error = last.get("error") or ""
+    if error:
+        why = f"attempt {last['attempt']} failed: {error}"
+    else:
+        why = (
+            f"attempt {last['attempt']}: success {last.get('success_rate', 0):.0%} < {ctx.pass_rate:.0%} "
+            f"after {last.get('env_steps', 0)} env steps (stopped by {last.get('stop_reason') or 'n/a'})"
+        )
+    progress(event="judge", subtask=sub.name, passed=False, why=why)
+    log_event(state["run_dir"], "judged_failed", subtask=sub.name, why=why)
+    reward_error = "Reward" in error and state.get("reward_errors", 0) < ctx.max_invalid
+    if sub.controller == "rl" and reward_error:
+        return {**update, "failure": why, "reward_errors": state.get("reward_errors", 0) + 1, "decision": "retry"}
+    if sub.controller == "rl" and state.get("retries", 0) < ctx.max_retries:
+        return {**update, "failure": why, "retries": state.get("retries", 0) + 1, "decision": "retry"}
+    if state.get("redecomposed", 0) < ctx.max_redecompose:
+        failure = f"subtask '{sub.name}' ({sub.controller}) failed: {why}"
+        return {
+            **update,
+            "failure": failure,
+            "redecomposed": state.get("redecomposed", 0) + 1,
+            "decision": "redecompose",
+        }
+    reason = f"subtask '{sub.name}' failed after {len(state['attempts'][sub.name])} attempt(s): {why}"
+    return {**update, "failure": reason, "status": "failed", "reason": reason, "decision": "give_up"}
+
+
+def collect(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
+    ctx = runtime.context
+    plan = _plan(state)
+    checkpoints = {
+        s.name: str(Path(state["run_dir"]) / state["passed"][s.name]["checkpoint"])
+        for s in plan.subtasks
+        if s.controller == "rl"
+    }
+    try:
+        value = call_tool(
+            collect_tool,
+            spec_yaml=state["spec_yaml"],
+            plan_yaml=plan.to_yaml(),
+            out_dir=str(Path(state["run_dir"]) / "collect"),
+            checkpoints=checkpoints,
+            n_envs=ctx.n_envs,
+            eval_episodes=ctx.eval_episodes,
+            video=ctx.video,
+            backend=ctx.backend,
+            timeout_s=ctx.job_timeout_s,
+        )
+    except ToolFailed as exc:
+        reason = f"collection failed: {exc.message}"
+        return {"collect": {"error": exc.message}, "status": "failed", "reason": reason, "node_path": ["collect"]}
+    result = {
+        "task_success_rate": value["task_success_rate"],
+        "episodes": value["episodes"],
+        "dataset": rel(state["run_dir"], value["dataset"]) if value.get("dataset") else None,
+        "video": rel(state["run_dir"], value["video"]) if value.get("video") else None,
+    }
+    rate = value["task_success_rate"]
+    status = "succeeded" if rate > 0 else "failed"
+    reason = None if rate > 0 else "every subtask passed alone, but no chained episode succeeded"
+    return {"collect": result, "status": status, "reason": reason, "node_path": ["collect"]}

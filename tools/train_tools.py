@@ -1,0 +1,132 @@
+"""Training tools: check a reward program, train or measure one subtask, collect the chained task.
+
+Training and collection run as worker jobs (minutes; a crash or a NaN stays in the worker). The
+reward check runs here: it is pure `ast` work and needs no simulator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from langchain_core.tools import ToolException, tool
+from pydantic import BaseModel, Field
+
+from dexforge.tools.common import progress, run_worker
+
+
+class RewardArgs(BaseModel):
+    source: str = Field(description="Python source defining compute_reward(m) -> (reward, components).")
+    metric_keys: list[str] | None = Field(
+        default=None, description="The keys the task's environment publishes (see describe_metrics)."
+    )
+
+
+class TrainArgs(BaseModel):
+    spec_yaml: str = Field(description="The TaskSpec as YAML.")
+    plan_yaml: str = Field(description="The Plan as YAML (rl subtasks carry their reward program).")
+    index: int = Field(ge=0, description="Which subtask of the plan to train or measure (0-based).")
+    out_dir: str = Field(description="Folder for this attempt's files.")
+    start_states: str | None = Field(default=None, description="end_states.pt of the previous subtask.")
+    n_envs: int = Field(default=64, ge=1, description="Parallel envs.")
+    eval_episodes: int = Field(default=64, ge=1, description="Evaluation episodes.")
+    backend: str = Field(default="cpu", description="Genesis backend: cpu or gpu.")
+    timeout_s: float = Field(default=3600.0, gt=0, description="Most seconds the job may take.")
+
+
+class CollectArgs(BaseModel):
+    spec_yaml: str
+    plan_yaml: str
+    out_dir: str
+    checkpoints: dict[str, str] = Field(default_factory=dict, description="rl subtask name -> policy checkpoint.")
+    n_envs: int = 64
+    eval_episodes: int = 64
+    video: bool = True
+    backend: str = "cpu"
+    timeout_s: float = 3600.0
+
+
+@tool(args_schema=RewardArgs, response_format="content_and_artifact")
+def check_reward(source: str, metric_keys: list[str] | None = None) -> tuple[str, dict]:
+    """Check a reward program before training: only arithmetic and torch/math calls on `m[...]`, no
+    imports, no names starting with `_`, no I/O, the right signature, and (given the keys) only metrics
+    the environment publishes. The error says which line to change and how."""
+    from dexforge.policies.rewards.check import RewardCheckError, check_program
+
+    try:
+        check_program(source, metric_keys)
+    except RewardCheckError as exc:
+        raise ToolException(f"reward program rejected: {exc}") from None
+    return "reward program accepted", {"ok": True}
+
+
+@tool(args_schema=TrainArgs, response_format="content_and_artifact")
+def train_subtask(
+    spec_yaml: str,
+    plan_yaml: str,
+    index: int,
+    out_dir: str,
+    start_states: str | None = None,
+    n_envs: int = 64,
+    eval_episodes: int = 64,
+    backend: str = "cpu",
+    timeout_s: float = 3600.0,
+) -> tuple[str, dict]:
+    """Train one rl subtask with PPO (only its active joints, its reward program, its budget) or measure
+    a motion-planned or scripted one, from the previous subtask's end states; then evaluate it. Returns
+    the success rate, env steps, stop reason, per-component reward statistics and the checkpoint."""
+    progress(event="train", index=index)
+    value = run_worker(
+        "train_subtask",
+        {
+            "spec_yaml": spec_yaml,
+            "plan_yaml": plan_yaml,
+            "index": index,
+            "out_dir": out_dir,
+            "start_states": start_states,
+            "n_envs": n_envs,
+            "eval_episodes": eval_episodes,
+            "backend": backend,
+        },
+        Path(out_dir),
+        timeout_s,
+        hint="if the reward program failed its dry run, rewrite it; otherwise shorten the subtask or its budget",
+    )
+    text = (
+        f"{value['name']}: success {value['success_rate']:.0%} over {value['episodes']} episodes, "
+        f"{value['env_steps']} env steps, stopped by {value['stop_reason'] or 'n/a'}"
+    )
+    return text, value
+
+
+@tool(args_schema=CollectArgs, response_format="content_and_artifact")
+def collect(
+    spec_yaml: str,
+    plan_yaml: str,
+    out_dir: str,
+    checkpoints: dict[str, str] | None = None,
+    n_envs: int = 64,
+    eval_episodes: int = 64,
+    video: bool = True,
+    backend: str = "cpu",
+    timeout_s: float = 3600.0,
+) -> tuple[str, dict]:
+    """Run every subtask in order from the task's initial layout, measure whole-task success, save the
+    successful episodes as an HDF5 dataset and (with `video`) film one chained episode."""
+    progress(event="collect")
+    value = run_worker(
+        "collect",
+        {
+            "spec_yaml": spec_yaml,
+            "plan_yaml": plan_yaml,
+            "out_dir": out_dir,
+            "checkpoints": checkpoints or {},
+            "n_envs": n_envs,
+            "eval_episodes": eval_episodes,
+            "video": video,
+            "backend": backend,
+        },
+        Path(out_dir),
+        timeout_s,
+        hint="collection failed; check that every rl subtask has a checkpoint",
+    )
+    return f"whole task: success {value['task_success_rate']:.0%} over {value['episodes']} episodes", value
