@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/dexforge sim demo
+	$(BIN)/dexforge run "lift the cube"
 
 test: setup
 	$(BIN)/ruff check .

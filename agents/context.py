@@ -39,6 +39,7 @@ class ModelSettings(BaseModel):
         "(works with servers that lack json_schema).",
     )
     vision: bool = Field(default=False, description="Send the scene renders as images (critic).")
+    stream: bool = Field(default=False, description="Stream answers (server-sent events) instead of one JSON reply.")
     timeout_s: float = Field(default=120.0, gt=0, description="Per-request timeout.")
     max_retries: int = Field(default=2, ge=0, le=10, description="HTTP-level retries of one request.")
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
@@ -97,6 +98,8 @@ class AgentContext(BaseModel):
                 "api_key_env": env.get("DEXFORGE_API_KEY_ENV", "OPENAI_API_KEY"),
                 "vision": role == "critic" and env.get("DEXFORGE_CRITIC_VISION", "1") != "0",
             }
+            if env.get("DEXFORGE_STREAM", "0") == "1":
+                fields["stream"] = True
             method = env.get(f"DEXFORGE_{up}_STRUCTURED_OUTPUT") or env.get("DEXFORGE_STRUCTURED_OUTPUT")
             if method:
                 fields["structured_output"] = method

@@ -194,7 +194,8 @@ def ask(
     if max_invalid < 1:
         raise ValueError(f"max_invalid must be at least 1, got {max_invalid}")
     method = settings.structured_output
-    runnable = _structured(model or chat_model(settings), schema, method)
+    overrides = {"streaming": True} if settings.stream else {}  # unset, LangGraph's messages mode may stream
+    runnable = _structured(model or chat_model(settings, **overrides), schema, method)
     messages: list[BaseMessage] = [
         SystemMessage(content=system),
         HumanMessage(content=user_content(user, images, settings.vision)),

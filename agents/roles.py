@@ -47,7 +47,7 @@ class RoleError(DexforgeError):
 
 
 def _offline(role: str, brief: BaseModel, validate, max_invalid: int) -> tuple[BaseModel, list[dict]]:
-    from dexforge.agents.offline import OfflineReasoner
+    from dexforge.agents.offline import GroundingError, OfflineReasoner
 
     reasoner = OfflineReasoner()
     method = getattr(reasoner, SCHEMAS[role][2])
@@ -62,8 +62,8 @@ def _offline(role: str, brief: BaseModel, validate, max_invalid: int) -> tuple[B
         except (DexforgeError, ValidationError, ValueError) as exc:
             error = str(exc)
             records.append(_record(role, attempt, t0, error))
-            if "error" not in type(brief).model_fields:
-                break
+            if isinstance(exc, GroundingError) or "error" not in type(brief).model_fields:
+                break  # the request itself is the problem: asking again cannot help
             brief = brief.model_copy(update={"error": error})
             continue
         records.append(_record(role, attempt, t0, None))

@@ -49,7 +49,10 @@ class PPOConfig:
     init_log_std: float = -0.7
     """Initial log standard deviation of the Gaussian policy."""
     plateau_iterations: int = 40
-    """Stop when the success rate has not improved by 0.02 for this many iterations."""
+    """Stop when the success rate has not improved by 0.02 for this many iterations..."""
+    plateau_min: float = 0.5
+    """...once it has reached this much; below it only the budget stops training (RL on a grasp often
+    idles at 10-20% for a while before it takes off)."""
     min_iterations: int = 5
     """Never stop before this many iterations."""
     checkpoint_every: int = 20
@@ -335,7 +338,7 @@ def train_ppo(
         if rate is not None and rate > best + 0.02:
             best, since_best = rate, 0
             agent.save(str(run_dir / "best.pt"))  # PPO can collapse later: keep the best policy seen
-        elif best >= 0.2:  # a plateau needs something to plateau at; below that only the budget stops it
+        elif best >= cfg.plateau_min:  # a plateau needs something to plateau at
             since_best += 1
         if progress is not None:
             progress(stats)

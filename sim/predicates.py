@@ -14,7 +14,7 @@ import torch
 
 from dexforge.sim.catalog import Catalog, default_catalog
 from dexforge.sim.rotations import quat_apply, quat_conj, quat_mul, twist_angle
-from dexforge.sim.spec import Held, Inside, Lifted, On, Opened, Reached, Rotated, TaskSpec, Touching
+from dexforge.sim.spec import Held, Inside, Lifted, Moved, On, Opened, Reached, Rotated, TaskSpec, Touching
 
 Metrics = dict[str, torch.Tensor]
 PredicateFn = Callable[[Metrics], torch.Tensor]
@@ -94,6 +94,17 @@ def reached(obj: str, offset, tolerance: float) -> PredicateFn:
     return fn
 
 
+def moved(obj: str, offset, tolerance: float) -> PredicateFn:
+    """The object's centre moved by `offset` (x, y; z ignored) since the episode began, within `tolerance` m."""
+
+    def fn(m: Metrics) -> torch.Tensor:
+        pos = m[f"{obj}.pos"]
+        goal = torch.tensor(offset[:2], dtype=pos.dtype, device=pos.device)
+        return (pos[:, :2] - m[f"{obj}.start_pos"][:, :2] - goal).norm(dim=-1) <= tolerance
+
+    return fn
+
+
 def compile_predicates(spec: TaskSpec, catalog: Catalog | None = None) -> list[PredicateFn]:
     """One batched function per success predicate of `spec`, in order."""
     catalog = catalog or default_catalog()
@@ -124,6 +135,8 @@ def compile_predicates(spec: TaskSpec, catalog: Catalog | None = None) -> list[P
             fns.append(held(pred.object, pred.duration))
         elif isinstance(pred, Reached):
             fns.append(reached(pred.object, pred.offset, pred.tolerance))
+        elif isinstance(pred, Moved):
+            fns.append(moved(pred.object, pred.offset, pred.tolerance))
         else:  # pragma: no cover - the spec's union is closed
             raise TypeError(f"no batched form for predicate {pred!r}")
     return fns

@@ -120,8 +120,21 @@ class Reached(_Predicate):
     tolerance: float = Field(default=0.02, gt=0.0, le=0.5, description="Allowed distance from the goal, m.")
 
 
-Predicate = Annotated[Lifted | Inside | On | Rotated | Opened | Touching | Held | Reached, Field(discriminator="kind")]
-PREDICATE_KINDS = ("lifted", "inside", "on", "rotated", "opened", "touching", "held", "reached")
+class Moved(_Predicate):
+    kind: Literal["moved"] = "moved"
+    offset: Vec3 = Field(
+        default=(0.1, 0.0, 0.0),
+        description="Displacement of the object's centre since the episode began, metres (z ignored).",
+    )
+    tolerance: float = Field(
+        default=0.03, gt=0.0, le=0.5, description="Allowed xy distance from that displacement, metres."
+    )
+
+
+Predicate = Annotated[
+    Lifted | Inside | On | Rotated | Opened | Touching | Held | Reached | Moved, Field(discriminator="kind")
+]
+PREDICATE_KINDS = ("lifted", "inside", "on", "rotated", "opened", "touching", "held", "reached", "moved")
 
 
 class TaskSpec(_Model):

@@ -111,7 +111,8 @@ def test_scripted_models_recover_from_bad_answers_and_failed_training(tmp_path, 
     with ScriptedOpenAI(script) as server:
         settings = ModelSettings(backend="openai", base_url=server.base_url, model="scripted", vision=False)
         models = {r: settings for r in ("proposer", "decomposer", "reward_writer")}
-        models["critic"] = settings.model_copy(update={"vision": True})
+        models["critic"] = settings.model_copy(update={"vision": True, "stream": True})  # SSE as well as JSON
+        models["decomposer"] = settings.model_copy(update={"stream": True})
         ctx = AgentContext(models=models, **TINY)
         result = runner.start("lift the cube", ctx, root=tmp_path)
         requests = {role: server.for_role(role) for role in script}
@@ -142,6 +143,8 @@ def test_scripted_models_recover_from_bad_answers_and_failed_training(tmp_path, 
     assert "`os`" in requests["reward_writer"][1].text() or "os" in requests["reward_writer"][1].text()
     third = requests["reward_writer"][2].text()
     assert "success 0%" in third and "contact" in third  # the failure and the per-component statistics
+    assert all(r.body.get("stream") for r in requests["critic"] + requests["decomposer"])
+    assert not any(r.body.get("stream") for r in requests["proposer"])
     # the critic saw the renders
     assert all(len(image_urls(r)) == 3 for r in requests["critic"])
     # the run directory holds what the report shows

@@ -14,7 +14,9 @@ import pytest
 
 from dexforge.agents.corrections import apply_corrections
 from dexforge.agents.offline import GroundingError, OfflineReasoner
+from dexforge.agents.offline.decompose import plain_plan
 from dexforge.agents.offline.layout import aabb
+from dexforge.agents.offline.rewards import template_params
 from dexforge.agents.schemas import (
     CritiqueBrief,
     DecomposeBrief,
@@ -30,7 +32,7 @@ from dexforge.policies.rewards.templates import TEMPLATES, render
 from dexforge.policies.subtask import Plan
 from dexforge.sim.catalog import default_catalog
 from dexforge.sim.checks import Finding, static_checks
-from dexforge.sim.spec import Held, Inside, Lifted, On, Opened, Rotated, TaskSpec
+from dexforge.sim.spec import Held, Inside, Lifted, Moved, On, Opened, PoseNoise, Rotated, TaskSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = [
@@ -74,9 +76,10 @@ def test_the_five_example_requests(reasoner):
         Held(object="cube", duration=0.5),
     ]
     assert open_.family == "open" and open_.spec.success == [Opened(object="cabinet_drawer", fraction=0.5)]
-    assert push.family == "push" and push.spec.success == [On(object="can", surface="target")]
-    pad = push.spec.object_spec("target")
-    assert pad.asset == "plate" and pad.fixed is True and pad.pose.pos[:2] == (0.0, 0.1)  # 10 cm to the left (+y)
+    # "left" as seen by a person behind the hand (fingers along +x): +y; 10 cm by default, 3 cm tolerance
+    assert push.family == "push" and push.spec.success == [Moved(object="can", offset=(0.0, 0.1, 0.0), tolerance=0.03)]
+    assert [o.key for o in push.spec.objects] == ["can"]  # no goal pad
+    assert push.spec.objects[0].randomize == PoseNoise(xy=0.02, yaw=10.0)
 
 
 def test_synonyms_numbers_and_sizes(reasoner):
@@ -98,7 +101,8 @@ def test_synonyms_numbers_and_sizes(reasoner):
     assert propose(reasoner, "pull the drawer fully open").spec.success[0].fraction == 0.9
     assert propose(reasoner, "open the drawer 5 cm").spec.success[0].fraction == pytest.approx(0.25)  # of 20 cm
     assert propose(reasoner, "can you pick up the soda can").spec.objects[0].asset == "can"
-    assert propose(reasoner, "slide the ball 15 cm forward").spec.object_spec("target").pose.pos[:2] == (0.15, 0.0)
+    slide = propose(reasoner, "slide the ball 15 cm forward").spec.success
+    assert slide == [Moved(object="ball", offset=(0.15, 0.0, 0.0), tolerance=0.045)]
     assert propose(reasoner, "put the marker on the plate").spec.success == [On(object="marker", surface="plate")]
 
 
@@ -189,8 +193,9 @@ def test_amendments_of_numbers(reasoner):
     assert amend(reasoner, lift, "lift it 5 cm higher").spec.success[0].height == pytest.approx(0.25)
     assert amend(reasoner, lift, "use the mug instead").spec.success[0] == Lifted(object="mug", height=0.2)
     push = propose(reasoner, "push the can to the left")
-    assert amend(reasoner, push, "push it further").spec.object_spec("target").pose.pos[:2] == (0.0, 0.15)
-    assert amend(reasoner, push, "to the right instead").spec.object_spec("target").pose.pos[:2] == (0.0, -0.1)
+    assert amend(reasoner, push, "push it further").spec.success[0].offset == (0.0, 0.15, 0.0)
+    assert amend(reasoner, push, "to the right instead").spec.success[0].offset == (0.0, -0.1, 0.0)
+    assert amend(reasoner, push, "make the can bigger").spec.success == push.spec.success
     drawer = propose(reasoner, "open the drawer")
     assert amend(reasoner, drawer, "open it fully").spec.success[0].fraction == 0.9
 
@@ -298,6 +303,20 @@ def test_offsets_follow_the_object_size(reasoner):
     drawer = propose(reasoner, "open the drawer")
     approach = reasoner.decompose(DecomposeBrief(request="x", family="open", spec=drawer.spec)).plan.subtasks[0]
     assert approach.goal.offset == (-0.162, 0.0, -0.07) and approach.goal.euler == (0.0, -90.0, 0.0)
+
+
+def test_the_push_plan_learns_the_moved_predicate(reasoner):
+    proposal = propose(reasoner, "push the can to the left")
+    moved = proposal.spec.success[0]
+    plan = reasoner.decompose(DecomposeBrief(request="x", family="push", spec=proposal.spec)).plan
+    approach, push = plan.subtasks
+    assert approach.goal.offset[0] == 0.0 and approach.goal.offset[1] < 0  # the palm on the can's right (-y)
+    assert push.success == [moved] and push.reward_template == "push"
+    assert (push.reward_params["dx"], push.reward_params["dy"]) == moved.offset[:2]
+    bare = push.model_copy(update={"reward_params": {}})  # the reward-writer reads dx, dy from the predicate
+    assert template_params("push", bare, proposal.spec) == {"dx": 0.0, "dy": 0.1, "obj": "can"}
+    baseline = plain_plan("push", proposal.spec).subtasks[0]
+    assert baseline.reward_params == {"obj": "can", "dx": 0.0, "dy": 0.1} and baseline.success == [moved]
 
 
 def test_redecomposition_changes_the_failed_subtask(reasoner):

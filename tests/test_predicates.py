@@ -9,9 +9,22 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from dexforge.sim.predicates import compile_predicates, evaluate, held, lifted, touching
+from dexforge.sim.predicates import compile_predicates, evaluate, held, lifted, moved, touching
 from dexforge.sim.rotations import quat_apply, quat_from_euler, quat_from_yaw, quat_mul, tilt_angle, twist_angle
-from dexforge.sim.spec import Held, Inside, Lifted, ObjectSpec, On, Opened, Pose, Rotated, TaskSpec, Touching
+from dexforge.sim.spec import (
+    Held,
+    Inside,
+    Lifted,
+    Moved,
+    ObjectSpec,
+    On,
+    Opened,
+    Pose,
+    Rotated,
+    SpecError,
+    TaskSpec,
+    Touching,
+)
 
 N = 4
 IDENTITY = (1.0, 0.0, 0.0, 0.0)
@@ -232,6 +245,64 @@ def test_opened_named_joint() -> None:
         success=[Opened(object="cabinet_drawer", joint="drawer_joint", fraction=0.25)],
     )
     assert only(spec, {"cabinet_drawer.joint_pos": vecs([[0.0], [0.04], [0.06], [0.2]])}) == [False, False, True, True]
+
+
+# moved -------------------------------------------------------------------------------------------------
+
+CAN_START = (0.02, -0.01, 0.06)  # wherever the reset put it: `moved` measures from `start_pos`
+
+
+def moved_metrics(offsets: list[tuple[float, float, float]]) -> dict[str, torch.Tensor]:
+    return {"can.pos": at(CAN_START, offsets), "can.start_pos": vecs([CAN_START] * N)}
+
+
+def moved_spec(offset: tuple[float, float, float], tolerance: float = 0.03) -> TaskSpec:
+    return TaskSpec(
+        objects=[ObjectSpec(asset="can")], success=[Moved(object="can", offset=offset, tolerance=tolerance)]
+    )
+
+
+def test_moved_measures_the_xy_displacement_since_the_start() -> None:
+    # pushed 10 cm to +y; 8 cm (within 3 cm); not moved; moved 10 cm the wrong way (+x)
+    m = moved_metrics([(0.0, 0.1, 0.0), (0.0, 0.08, 0.0), (0.0, 0.0, 0.0), (0.1, 0.0, 0.0)])
+    assert only(moved_spec((0.0, 0.1, 0.0)), m) == [True, True, False, False]
+    assert moved("can", (0.1, 0.0, 0.0), 0.03)(m).tolist() == [False, False, False, True]
+
+
+def test_moved_ignores_z_and_the_start_position() -> None:
+    # tipped over (centre 3 cm lower) or lifted: z is ignored, in the offset and in the positions
+    m = moved_metrics([(0.0, 0.1, -0.03), (0.0, 0.1, 0.2), (0.0, 0.1, 0.0), (0.0, 0.0, 0.1)])
+    assert only(moved_spec((0.0, 0.1, 0.5)), m) == [True, True, True, False]
+    elsewhere = dict(m, **{"can.start_pos": vecs([(0.3, 0.3, 0.06)] * N)})  # the same positions, another start
+    assert only(moved_spec((0.0, 0.1, 0.0)), elsewhere) == [False] * N
+
+
+def test_moved_tolerance_is_inclusive() -> None:
+    # binary-exact numbers: errors of exactly the tolerance along x and along y, just over it, none
+    tol, step = 0.0625, 2.0**-10
+    m = {
+        "can.pos": vecs([(0.125 + tol, 0.0, 0.0), (0.125, -tol, 0.0), (0.125, tol + step, 0.0), (0.125, 0.0, 0.0)]),
+        "can.start_pos": torch.zeros(N, 3),
+    }
+    assert only(moved_spec((0.125, 0.0, 0.0), tolerance=tol), m) == [True, True, False, True]
+    assert only(moved_spec((0.125, 0.0, 0.0), tolerance=tol - step), m) == [False, False, False, True]
+
+
+def test_moved_round_trips_through_yaml() -> None:
+    spec = TaskSpec.from_yaml(
+        "objects:\n  - asset: can\nsuccess:\n  - {kind: moved, object: can, offset: [0.0, 0.1, 0.0], tolerance: 0.03}\n"
+    )
+    assert spec.success == [Moved(object="can", offset=(0.0, 0.1, 0.0), tolerance=0.03)]
+    again = TaskSpec.from_yaml(spec.to_yaml())
+    assert again == spec and isinstance(again.success[0], Moved)
+    assert Moved(object="can") == Moved(object="can", offset=(0.1, 0.0, 0.0), tolerance=0.03)  # the defaults
+
+
+def test_moved_on_an_unknown_object_is_rejected() -> None:
+    with pytest.raises(SpecError, match=r"success\.0: no object named 'box'; objects: \['can'\]"):
+        TaskSpec.from_yaml("objects:\n  - asset: can\nsuccess:\n  - {kind: moved, object: box, offset: [0, 0.1, 0]}\n")
+    with pytest.raises(SpecError, match="tolerance"):
+        TaskSpec.from_yaml("objects:\n  - asset: can\nsuccess:\n  - {kind: moved, object: can, tolerance: 0}\n")
 
 
 # evaluate ----------------------------------------------------------------------------------------------

@@ -107,5 +107,5 @@ def _summary(intent: Intent, rel: str) -> str:
         return f"Object: {intent.obj}{scale}; goal: open it to {intent.fraction:g} of its joint's range."
     return (
         f"Object: {intent.obj}{scale}; goal: push it {intent.distance * 100:g} cm along "
-        f"({intent.direction[0]:g}, {intent.direction[1]:g}) onto a goal pad."
+        f"({intent.direction[0]:g}, {intent.direction[1]:g}) from where it starts."
     )

@@ -12,7 +12,7 @@ import math
 from dataclasses import replace
 
 from dexforge.agents.offline import words as W
-from dexforge.agents.offline.layout import PAD_NAME, default_xy, normalise
+from dexforge.agents.offline.layout import default_xy, normalise
 from dexforge.agents.offline.understand import (
     GroundingError,
     Intent,
@@ -22,7 +22,7 @@ from dexforge.agents.offline.understand import (
     size_mention,
 )
 from dexforge.sim.catalog import Catalog
-from dexforge.sim.spec import Inside, Lifted, On, Opened, Rotated, TaskSpec
+from dexforge.sim.spec import Inside, Lifted, Moved, On, Opened, Rotated, TaskSpec
 
 STEP = 0.05  # m: how far "further", "closer", "to the left" move an object when no distance is given
 AWAY = {"further", "farther", "away"}
@@ -55,10 +55,10 @@ def intent_from_spec(spec: TaskSpec, catalog: Catalog) -> Intent:
         intent = replace(base, family="open", fraction=p.fraction)
     elif isinstance(p := preds.get("rotated"), Rotated):
         intent = replace(base, family="rotate", angle=p.angle, axis=p.axis)
-    elif isinstance(p := preds.get("on"), On) and p.surface == PAD_NAME:
-        (ox, oy), (px, py) = xy(obj_key), xy(PAD_NAME)
-        dist = math.hypot(px - ox, py - oy)
-        direction = (round((px - ox) / dist, 4), round((py - oy) / dist, 4)) if dist > 0 else (1.0, 0.0)
+    elif isinstance(p := preds.get("moved"), Moved):
+        dx, dy = p.offset[0], p.offset[1]
+        dist = math.hypot(dx, dy)
+        direction = (round(dx / dist, 4) + 0.0, round(dy / dist, 4) + 0.0) if dist > 0 else (1.0, 0.0)
         intent = replace(base, family="push", direction=direction, distance=round(dist, 4))
     elif isinstance(p := preds.get("inside") or preds.get("on"), Inside | On):
         target_key = p.container if isinstance(p, Inside) else p.surface

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 
-from dexforge.agents.offline.layout import PAD_NAME, aabb, grasp_offset, push_offset
+from dexforge.agents.offline.layout import aabb, grasp_offset, push_offset
 from dexforge.agents.offline.words import tokenize
 from dexforge.agents.schemas import DecomposeBrief, Decomposition
 from dexforge.home import DexforgeError
 from dexforge.policies.subtask import Budget, MotionGoal, Plan, SubtaskSpec
 from dexforge.sim.catalog import Catalog
-from dexforge.sim.spec import Held, Inside, Lifted, On, Opened, Reached, Rotated, TaskSpec
+from dexforge.sim.spec import Held, Inside, Lifted, Moved, On, Opened, Reached, Rotated, TaskSpec
 
 SPEED = 0.3  # m/s along motion-planned paths
 RL_BUDGET = Budget(env_steps=400_000, wall_time_s=900.0)
@@ -194,10 +194,8 @@ def family_plan(family: str, spec: TaskSpec, catalog: Catalog) -> tuple[Plan, st
             f"wrist's translation (pull_open template)."
         )
     elif family == "push":
-        on = next(p for p in spec.success if isinstance(p, On))
-        pad = spec.object_spec(on.surface).pose.pos if on.surface == PAD_NAME else None
-        o_pos = spec.object_spec(obj).pose.pos
-        dx, dy = (pad[0] - o_pos[0], pad[1] - o_pos[1]) if pad else (0.1, 0.0)
+        moved = next(p for p in spec.success if isinstance(p, Moved))
+        dx, dy = moved.offset[0], moved.offset[1]
         dist = math.hypot(dx, dy) or 1.0
         direction = (round(dx / dist), round(dy / dist)) if abs(dx) < 1e-6 or abs(dy) < 1e-6 else (dx / dist, dy / dist)
         off = push_offset(ext, (float(direction[0]), float(direction[1])))
@@ -207,7 +205,7 @@ def family_plan(family: str, spec: TaskSpec, catalog: Catalog) -> tuple[Plan, st
             active=("wrist_translation",),
             reward_template="push",
             reward_params={"obj": obj, "dx": round(dx, 4), "dy": round(dy, 4)},
-            success=[on],
+            success=[moved],
             episode_length=150,
             target_success=0.8,
             budget=RL_BUDGET,
@@ -215,8 +213,9 @@ def family_plan(family: str, spec: TaskSpec, catalog: Catalog) -> tuple[Plan, st
         subs = [approach(spec, catalog, obj, off, align=False, tol=0.03), push]
         why = (
             f"Approach beside the {size}, low, at {off} (the hand's leading edge behind it), then learn the push "
-            f"of ({dx:.2f}, {dy:.2f}) m with the wrist's translation only (fingers straight); a motion plan "
-            f"would rise over the object, so the push is learned."
+            f"of ({dx:.2f}, {dy:.2f}) m with the wrist's translation only (fingers straight; push template with "
+            f"dx, dy = the `moved` offset, success = that predicate); a motion plan would rise over the object, "
+            f"so the push is learned."
         )
     else:
         raise KeyError(family)
@@ -246,6 +245,8 @@ def plain_plan(family: str, spec: TaskSpec) -> Plan:
             params |= {"axis": p.axis, "angle": p.angle}
         if template == "pull_open" and isinstance(p, Opened):
             params["fraction"] = p.fraction
+        if template == "push" and isinstance(p, Moved):
+            params |= {"dx": round(p.offset[0], 4), "dy": round(p.offset[1], 4)}
     if template == "place" and "container" not in params:
         template = "lift"
     sub = SubtaskSpec(

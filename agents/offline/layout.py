@@ -6,8 +6,9 @@ hand under the palm (the palm centre sits `grasp_offset` from it, as the approac
 container or surface 0.12 m beside it on +y so that the transport is short; the manipulated object
 randomised by +-2 cm and +-10 degrees; a cabinet 15 cm in front of the origin with the hand 30 cm behind.
 Objects longer along x than across (a marker, a mug with its handle) are turned a quarter so the fingers
-close across them. A push goal is a thin fixed pad (a plate at a quarter scale) the object must end on:
-the predicates have no "moved by" form, and `on` measures exactly that.
+close across them. A push succeeds when the object's centre has `moved` by the requested distance along
+the requested direction (world xy; "left" is +y, as seen by a person behind the hand facing +x, see
+`words.DIRECTIONS`), within `push_tolerance`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dexforge.sim.spec import (
     Held,
     Inside,
     Lifted,
+    Moved,
     ObjectSpec,
     On,
     Opened,
@@ -41,8 +43,6 @@ HAND_CLEARANCE = 0.1  # m: at least this much above the top of the object under 
 PLACE_OBJECT_Y = -0.12  # m: the object's side in place_cube.yaml; the target stands on +y
 TARGET_GAP = 0.08  # m: free space between the object's and the target's footprints
 NOISE = PoseNoise(xy=0.02, yaw=10.0)
-PUSH_NOISE = PoseNoise(xy=0.01, yaw=10.0)  # the goal pad is fixed: the start may wander only within it
-PAD_ASSET, PAD_SCALE, PAD_NAME = "plate", 0.25, "target"  # 5.5 cm across, 3.75 mm thick
 OPEN_HAND: Vec3 = (-0.3, 0.0, 0.25)
 OPEN_CABINET_X = 0.15
 EPISODES = {"lift": 250, "place": 400, "rotate": 400, "open": 300, "push": 250}
@@ -89,6 +89,17 @@ def push_offset(ext: np.ndarray, direction: tuple[float, float]) -> Vec3:
     return (round(float(-dx * r), 4) + 0.0, round(float(-dy * r), 4) + 0.0, round(float(palm_z - ext[2] / 2), 4))
 
 
+def push_tolerance(distance: float) -> float:
+    """Allowed xy error of a push's end point, m: 30 % of the distance, at least 2 cm."""
+    return round(max(0.02, 0.3 * distance), 4)
+
+
+def push_displacement(intent: Intent) -> Vec3:
+    """The object's displacement a push asks for: distance along the (unit) direction, world xy."""
+    dx, dy = intent.direction
+    return (round(dx * intent.distance, 4) + 0.0, round(dy * intent.distance, 4) + 0.0, 0.0)
+
+
 def clamp(value: float, name: str) -> float:
     lo, hi = LIMITS[name]
     return min(max(value, lo), hi)
@@ -111,22 +122,18 @@ def clamp_scale(asset: ObjectAsset, scale: float, role: str) -> tuple[float, str
 
 def keys(intent: Intent) -> tuple[str, str | None]:
     """Object names in the spec: the catalog id; a second object of the same asset gets `_2`."""
-    if intent.family == "push":
-        return intent.obj, PAD_NAME
-    if intent.target is None:
+    if intent.target is None or intent.family == "push":
         return intent.obj, None
     return intent.obj, intent.target if intent.target != intent.obj else f"{intent.target}_2"
 
 
 def default_xy(intent: Intent, catalog: Catalog) -> tuple[tuple[float, float], tuple[float, float] | None]:
-    """Where the object and the target (container, surface or push pad) stand before nudges."""
+    """Where the object and the target (container or surface) stand before nudges."""
     obj = catalog.objects[intent.obj]
     if intent.family == "open":
         return (OPEN_CABINET_X, 0.0), None
     ext = aabb(obj, intent.scale, _euler(obj))
-    if intent.family in ("lift", "rotate"):
-        return (0.0, 0.0), None
-    if intent.family == "push":
+    if intent.family in ("lift", "rotate", "push"):
         return (0.0, 0.0), None
     target = catalog.objects[intent.target or ""]
     t_ext = aabb(target, intent.target_scale)
@@ -195,7 +202,7 @@ def layout(intent: Intent, catalog: Catalog) -> tuple[TaskSpec, Intent, list[str
     ext = aabb(obj, intent.scale, euler)
     (ox, oy), target_xy = default_xy(intent, catalog)
     ox, oy = ox + intent.nudge[0], oy + intent.nudge[1]
-    noise = PoseNoise() if intent.family == "open" else PUSH_NOISE if intent.family == "push" else NOISE
+    noise = PoseNoise() if intent.family == "open" else NOISE
     objects = [
         ObjectSpec(
             asset=obj.id, scale=intent.scale, pose=Pose(pos=_p(ox, oy, ext[2] / 2), euler=euler), randomize=noise
@@ -205,18 +212,6 @@ def layout(intent: Intent, catalog: Catalog) -> tuple[TaskSpec, Intent, list[str
     if intent.family == "open":
         hand = OPEN_HAND
     elif intent.family == "push":
-        pad = catalog.objects[PAD_ASSET]
-        pad_ext = aabb(pad, PAD_SCALE)
-        dist = max(intent.distance, max(ext[:2]) / 2 + max(pad_ext[:2]) / 2 + 0.01)
-        if dist > intent.distance + 1e-9:
-            notes.append(f"push distance {intent.distance:g} -> {dist:.3f} m so the goal pad clears the object")
-            intent = replace(intent, distance=round(dist, 4))
-        px, py = ox + intent.direction[0] * intent.distance, oy + intent.direction[1] * intent.distance
-        objects.append(
-            ObjectSpec(
-                name=PAD_NAME, asset=PAD_ASSET, scale=PAD_SCALE, pose=Pose(pos=_p(px, py, pad_ext[2] / 2)), fixed=True
-            )
-        )
         off = push_offset(ext, intent.direction)
         hand = _p(ox + off[0], oy + off[1], max(HAND_HEIGHT, top + HAND_CLEARANCE))
     else:
@@ -261,7 +256,7 @@ def success(intent: Intent, obj: str, target: str | None, catalog: Catalog) -> l
     if intent.family == "open":
         return [Opened(object=obj, fraction=intent.fraction)]
     if intent.family == "push":
-        return [On(object=obj, surface=PAD_NAME)]
+        return [Moved(object=obj, offset=push_displacement(intent), tolerance=push_tolerance(intent.distance))]
     if relation(intent, catalog) == "in":
         return [Inside(object=obj, container=target or "")]
     return [On(object=obj, surface=target or "")]
@@ -307,8 +302,8 @@ def describe(intent: Intent, obj: str, target: str | None, rel: str) -> str:
             f"Success: the {obj}'s joint is open by at least {intent.fraction * 100:g}% of its range."
         )
     where = DIRECTION_NAMES.get(intent.direction, f"along {intent.direction}")
+    cm = intent.distance * 100
     return (
-        f"Push the {obj} {intent.distance * 100:g} cm {where} along the table. Randomised: the {obj}'s position "
-        f"(+-{PUSH_NOISE.xy * 100:g} cm) and yaw (+-{PUSH_NOISE.yaw:g} degrees). Success: the {obj} rests on the "
-        f"goal pad `{PAD_NAME}` {intent.distance * 100:g} cm {where} of where it started."
+        f"Push the {obj} {cm:g} cm {where} along the table. {noise} Success: the {obj}'s centre is {cm:g} cm "
+        f"{where} of where it started, within {push_tolerance(intent.distance) * 100:g} cm."
     )

@@ -14,12 +14,11 @@ from __future__ import annotations
 import ast
 import math
 
-from dexforge.agents.offline.layout import PAD_NAME
 from dexforge.agents.schemas import RewardBrief, RewardDraft
 from dexforge.policies.rewards.check import check_program
 from dexforge.policies.rewards.templates import TEMPLATES, render
 from dexforge.policies.subtask import SubtaskSpec
-from dexforge.sim.spec import Inside, Lifted, On, Opened, Reached, Rotated, TaskSpec, Touching
+from dexforge.sim.spec import Inside, Lifted, Moved, On, Opened, Reached, Rotated, TaskSpec, Touching
 
 STEPPING = {
     "reach": ("fingertip_proximity", "palm_proximity"),
@@ -79,7 +78,8 @@ def choose_template(sub: SubtaskSpec) -> tuple[str, str]:
     if sub.reward_template in TEMPLATES:
         return sub.reward_template, f"the subtask names the `{sub.reward_template}` template"
     kinds = [type(p) for p in sub.success]
-    for kind, template in ((Rotated, "rotate"), (Opened, "pull_open"), (Inside, "place"), (On, "place")):
+    specific = ((Rotated, "rotate"), (Opened, "pull_open"), (Moved, "push"), (Inside, "place"), (On, "place"))
+    for kind, template in specific:
         if kind in kinds:
             return template, f"its success predicate `{kind.__name__.lower()}` calls for `{template}`"
     for hint, template in NAME_HINTS:
@@ -101,10 +101,9 @@ def template_params(template: str, sub: SubtaskSpec, spec: TaskSpec) -> dict[str
     for p in preds:
         if isinstance(p, Inside | On) and "container" in names:
             params.setdefault("container", p.container if isinstance(p, Inside) else p.surface)
-        if isinstance(p, On) and p.surface == PAD_NAME and "dx" in names:
-            o, pad = spec.object_spec(p.object).pose.pos, spec.object_spec(PAD_NAME).pose.pos
-            params.setdefault("dx", round(pad[0] - o[0], 4))
-            params.setdefault("dy", round(pad[1] - o[1], 4))
+        if isinstance(p, Moved) and "dx" in names:
+            params.setdefault("dx", round(p.offset[0], 4))
+            params.setdefault("dy", round(p.offset[1], 4))
         if isinstance(p, Lifted) and template == "lift":
             params.setdefault("height", p.height)
         if isinstance(p, Rotated) and template == "rotate":
