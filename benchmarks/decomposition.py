@@ -40,7 +40,7 @@ def _with_budget(plan, budget: int):
     return plan.model_copy(update={"subtasks": subs})
 
 
-def run_variant(task: str, variant: str, budget: int, n_envs: int, episodes: int, out: Path) -> dict:
+def run_variant(task: str, variant: str, budget: int, n_envs: int, episodes: int, out: Path, seed: int = 0) -> dict:
     from dexforge.policies.subtask import Plan
     from dexforge.policies.train import train_plan
     from dexforge.sim.demo import example_spec
@@ -56,8 +56,9 @@ def run_variant(task: str, variant: str, budget: int, n_envs: int, episodes: int
     from dexforge.sim.spec import load_yaml
 
     plan = _with_budget(Plan.model_validate(load_yaml(plan_text)), budget)
+    spec = spec.model_copy(update={"seed": seed})  # the layout's random draws (PPO's own seed stays 0)
     t0 = time.time()
-    outcome = train_plan(spec, plan, out / f"{task}-{variant}", n_envs=n_envs, eval_episodes=episodes)
+    outcome = train_plan(spec, plan, out / f"{task}-{variant}-seed{seed}", n_envs=n_envs, eval_episodes=episodes)
     rl = [s for s in outcome.subtasks if s.controller == "rl"]
     half = None
     for s in rl:
@@ -66,6 +67,7 @@ def run_variant(task: str, variant: str, budget: int, n_envs: int, episodes: int
     return {
         "task": task,
         "variant": variant,
+        "seed": seed,
         "success_rate": outcome.task_success_rate,
         "episodes": outcome.episodes,
         "rl_env_steps": outcome.env_steps,
@@ -77,6 +79,11 @@ def run_variant(task: str, variant: str, budget: int, n_envs: int, episodes: int
     }
 
 
+def _mean(values: list) -> float:
+    values = [v or 0.0 for v in values]
+    return round(sum(values) / max(len(values), 1), 4)
+
+
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=400_000, help="RL env steps per variant")
@@ -84,6 +91,7 @@ def main() -> dict:
     parser.add_argument("--episodes", type=int, default=64, help="evaluation episodes per variant")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     parser.add_argument("--variants", nargs="+", default=["plain", "decomposed"], choices=["plain", "decomposed"])
+    parser.add_argument("--seeds", type=int, default=1, help="layouts' seeds 0..N-1; success rates are averaged")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -92,11 +100,14 @@ def main() -> dict:
     rows = [run_variant(t, v, args.budget, args.envs, args.episodes, out) for t in args.tasks for v in args.variants]
     summary = {}
     for task in args.tasks if len(args.variants) == 2 else []:
-        plain = next(r for r in rows if r["task"] == task and r["variant"] == "plain")["success_rate"] or 0.0
-        dec = next(r for r in rows if r["task"] == task and r["variant"] == "decomposed")["success_rate"] or 0.0
+        plain = _mean([r["success_rate"] for r in rows if r["task"] == task and r["variant"] == "plain"])
+        dec = _mean([r["success_rate"] for r in rows if r["task"] == task and r["variant"] == "decomposed"])
         summary[task] = {
             "plain": plain,
             "decomposed": dec,
+            "decomposed_per_seed": [
+                r["success_rate"] for r in rows if r["task"] == task and r["variant"] == "decomposed"
+            ],
             "ratio": None if plain == 0 else round(dec / plain, 2),
             "meets_target": dec >= 0.6 and (dec >= 3 * plain),
         }

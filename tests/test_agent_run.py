@@ -162,9 +162,12 @@ def test_scripted_models_recover_from_bad_answers_and_failed_training(tmp_path, 
 def test_offline_lift_reaches_the_report(tmp_path):
     ctx = AgentContext(**TINY)
     result = runner.start("lift the cube", ctx, root=tmp_path)
-    path = result.state["node_path"]
-    assert path[:4] == ["recall", "propose", "check", "decompose"]
-    assert path[-2:] == ["archive", "report"] and "write_reward" in path and "judge" in path
+    # approach (planned) passes; the grasp cannot learn in 1024 steps: one reward rewrite, then it gives up
+    assert result.state["node_path"] == [
+        "recall", "propose", "check", "decompose", "train", "judge",
+        "write_reward", "train", "judge", "write_reward", "train", "judge", "archive", "report",
+    ]  # fmt: skip
+    assert result.status == "failed" and "grasp" in result.state["reason"]
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["backends"]["critic"] == "offline reasoner"
     assert summary["specs"][0]["renders"], "the scene was rendered"
