@@ -97,7 +97,12 @@ def main() -> dict:
     torch.set_num_threads(1)
     out = args.out or Path(mkdtemp(prefix="dexforge-decomposition-"))
     t0 = time.time()
-    rows = [run_variant(t, v, args.budget, args.envs, args.episodes, out) for t in args.tasks for v in args.variants]
+    rows = [
+        run_variant(t, v, args.budget, args.envs, args.episodes, out, seed)
+        for t in args.tasks
+        for v in args.variants
+        for seed in range(args.seeds)
+    ]
     summary = {}
     for task in args.tasks if len(args.variants) == 2 else []:
         plain = _mean([r["success_rate"] for r in rows if r["task"] == task and r["variant"] == "plain"])
