@@ -86,7 +86,7 @@ def _mean(values: list) -> float:
 
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=int, default=400_000, help="RL env steps per variant")
+    parser.add_argument("--budget", type=int, default=600_000, help="RL env steps per variant")
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--episodes", type=int, default=64, help="evaluation episodes per variant")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))

@@ -123,6 +123,10 @@ class MotionPlanController:
         m = env.metrics
         self._t = 0
         self._base = env.targets.clone()
+        if self.goal.grip:  # squeeze a held object harder, within the joints' ranges
+            cols = [env.joint_names.index(j) for j in H.FLEXION_JOINTS if j in env.joint_names]
+            lo, hi = env.lower[cols], env.upper[cols]
+            self._base[:, cols] = torch.minimum(torch.maximum(self._base[:, cols] + self.goal.grip, lo), hi)
         floating = env.built.arm is None
         palm_frame = m["palm_quat"]  # replaced below on an arm mount
         if floating:

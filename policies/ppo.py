@@ -48,7 +48,7 @@ class PPOConfig:
     """Hidden layer sizes of the policy and value networks."""
     init_log_std: float = -0.7
     """Initial log standard deviation of the Gaussian policy."""
-    plateau_iterations: int = 40
+    plateau_iterations: int = 100
     """Stop when the success rate has not improved by 0.02 for this many iterations..."""
     plateau_min: float = 0.5
     """...once it has reached this much; below it only the budget stops training (RL on a grasp often

@@ -50,6 +50,14 @@ class MotionGoal(_Model):
     )
     clearance: float = Field(default=0.05, ge=0.0, le=0.5, description="Height kept above other objects, m.")
     speed: float = Field(default=0.3, gt=0.0, le=2.0, description="Palm speed along the path, m/s.")
+    grip: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.5,
+        description="Extra flexion (rad) added to the grasping joints' targets before moving, so that a held "
+        "object is squeezed harder while the palm accelerates (position-controlled fingers press by their "
+        "target error).",
+    )
 
 
 class SubtaskSpec(_Model):

@@ -107,6 +107,21 @@ def test_lift_raises_the_palm_and_leaves_the_fingers_frozen(env):
 
 
 @pytest.mark.genesis
+def test_grip_squeezes_the_flexion_joints_within_their_range(env):
+    from dexforge.sim import hand as H
+
+    env.reset()
+    before = env.targets.clone()
+    result = run_episode(env, MotionPlanController(MotionGoal(lift=0.05, grip=0.2)), record=True)
+    flex = [env.joint_names.index(j) for j in H.FLEXION_JOINTS]
+    other = [i for i in finger_cols(env) if i not in flex]
+    held = result.trajectory["targets"][:, :, flex]
+    expected = torch.minimum(before[:, flex] + 0.2, env.upper[flex])
+    assert bool((held == expected).all()) and bool((expected > before[:, flex]).any())
+    assert bool((result.trajectory["targets"][:, :, other] == before[:, other]).all())  # only flexion moves
+
+
+@pytest.mark.genesis
 def test_open_hand_after_close_hand(env):
     env.reset()
     fingers = finger_cols(env)

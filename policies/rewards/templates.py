@@ -117,7 +117,7 @@ TEMPLATES: dict[str, RewardTemplate] = {
             "grasp",
             "Close the thumb and fingers around the object so that it is held (thumb or palm plus a finger).",
             (_OBJ,),
-            {"K_TIP": 10.0, "K_MOVE": 10.0, "F_GRIP": 150.0, "H_HOLD": 0.05},
+            {"K_TIP": 10.0, "K_MOVE": 10.0, "F_GRIP": 150.0, "H_HOLD": 0.08},
             (
                 _TIPS,
                 'c = m["{obj}.contacts"].float()',
