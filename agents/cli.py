@@ -13,6 +13,7 @@ import typer
 
 from dexforge import __version__
 from dexforge.agents import run_cli
+from dexforge.memory import cli as memory_cli
 from dexforge.policies import cli as policy_cli
 from dexforge.sim.cli import app as sim_app
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 app.command("run")(run_cli.run)
 app.command("resume")(run_cli.resume)
 app.command("chat")(run_cli.chat)
+app.add_typer(memory_cli.app, name="memory")
 app.add_typer(sim_app, name="sim")
 app.command("train")(policy_cli.train)
 app.command("eval")(policy_cli.evaluate)
