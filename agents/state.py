@@ -31,6 +31,7 @@ class Attempt(TypedDict, total=False):
     reflection: str | None
     checkpoint: str | None
     end_states: str | None
+    warm_start: str | None  # the checkpoint this attempt's training started from
     reward_stats: dict | None
     components: dict | None
 

@@ -144,6 +144,10 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         start = state["passed"][plan.subtasks[index - 1].name].get("end_states")
         start = str(Path(state["run_dir"]) / start) if start else None
     attempt: Attempt = {"attempt": len(history), "reflection": state.get("reflection"), "error": None}
+    # a retry continues from the last attempt's policy when it had learnt something (new reward, same joints)
+    learnt = [a for a in history if a.get("checkpoint") and a.get("success_rate", 0.0) > 0.0]
+    init = str(Path(state["run_dir"]) / learnt[-1]["checkpoint"]) if learnt else None
+    attempt["warm_start"] = rel(state["run_dir"], init) if init else None
     if done_file.exists():  # finished before the process died: use it, train nothing again
         value = json.loads(done_file.read_text())
         log_event(state["run_dir"], "train_reused", subtask=sub.name, attempt=len(history))
@@ -162,6 +166,7 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
                 eval_episodes=ctx.eval_episodes,
                 backend=ctx.backend,
                 timeout_s=ctx.job_timeout_s,
+                init_checkpoint=init,
             )
         except ToolFailed as exc:
             value = None

@@ -34,10 +34,12 @@ def train_subtask_job(
     n_envs: int = 32,
     eval_episodes: int = 64,
     backend: str = "cpu",
+    init_checkpoint: str | None = None,
 ) -> dict:
     """Train (rl) or measure (planned, scripted) subtask `index` of the plan from `start_states` (a saved
     EnvState) or the task's layout. Writes into `out_dir`: reward.py, stats.jsonl, checkpoints, and
-    `end_states.pt` with the end states of its successful evaluation episodes."""
+    `end_states.pt` with the end states of its successful evaluation episodes. `init_checkpoint`: a policy
+    of the same subtask to start rl training from (a retry continues where the last attempt got)."""
     from dexforge.jobs import emit_progress
 
     spec, plan = _load(spec_yaml, plan_yaml)
@@ -48,7 +50,13 @@ def train_subtask_job(
     if sub.start == "previous" and start_states:
         env.set_start_states(EnvState.load(Path(start_states)))
     outcome, end = train_subtask(
-        env, sub, out, eval_episodes=eval_episodes, progress=lambda p: emit_progress(**p), own_dir=True
+        env,
+        sub,
+        out,
+        eval_episodes=eval_episodes,
+        progress=lambda p: emit_progress(**p),
+        own_dir=True,
+        init=Path(init_checkpoint) if init_checkpoint else None,
     )
     result = json.loads(json.dumps(outcome.__dict__, default=str))
     result["history"] = []  # stats.jsonl holds it; keep the job result small

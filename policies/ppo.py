@@ -271,6 +271,7 @@ def train_ppo(
     max_env_steps: int = 200_000,
     max_wall_s: float = 900.0,
     resume: Path | None = None,
+    init: Path | None = None,
     progress: Callable[[dict], None] | None = None,
     pre_step: Callable[[HandEnv], None] | None = None,
 ) -> TrainResult:
@@ -285,6 +286,8 @@ def train_ppo(
     wrapped = SkrlHandEnv(env, reward_fn, pre_step)
     agent = build_agent(wrapped, cfg, run_dir)
     start_iteration, history, steps_before = 0, [], 0
+    if init is not None and resume is None:  # warm start: the networks and normalisers, counters from zero
+        agent.load(str(init))
     if resume is not None:
         agent.load(str(resume))
         meta = json.loads(Path(resume).with_suffix(".json").read_text())

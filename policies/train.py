@@ -149,9 +149,11 @@ def train_subtask(
     eval_episodes: int,
     progress: Progress | None = None,
     own_dir: bool = False,
+    init: Path | None = None,
 ) -> tuple[SubtaskOutcome, EnvState | None]:
     """Train (if rl) and measure one subtask from the env's start states; returns the outcome and the
-    end states of its successful episodes. Files go to `run_dir/<subtask>/` (`run_dir` with `own_dir`)."""
+    end states of its successful episodes. Files go to `run_dir/<subtask>/` (`run_dir` with `own_dir`).
+    `init`: a checkpoint of the same subtask (same joints) that rl training starts from."""
     t0 = time.time()
     outcome = SubtaskOutcome(name=sub.name, controller=sub.controller, success_rate=0.0, episodes=0)
     act = None
@@ -184,6 +186,7 @@ def train_subtask(
             max_wall_s=sub.budget.wall_time_s,
             progress=report_progress,
             pre_step=lift_test_hook(sub),
+            init=init,
         )
         outcome.env_steps, outcome.stop_reason = trained.env_steps, trained.stop_reason
         chosen = trained.best_checkpoint or trained.checkpoint

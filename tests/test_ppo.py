@@ -74,3 +74,21 @@ def test_a_checkpoint_evaluates_near_its_training_success(tmp_path):
     assert abs(a - b) <= 0.15  # the same seed: only policy sampling differs
     still = evaluate(env, lambda obs: torch.zeros(obs.shape[0], env.num_actions), episodes=64, seed=3)
     assert a > still + 0.15, f"trained policy {a:.0%} vs holding still {still:.0%}"
+
+
+def test_a_warm_start_keeps_the_policy_and_restarts_the_counters(env, tmp_path):
+    cfg = PPOConfig(rollouts=16, mini_batches=4, plateau_iterations=1000)
+    first = train_ppo(env, reach_reward, tmp_path / "w", cfg=cfg, target_success=1.01, max_env_steps=16 * 32 * 25)
+    warm = train_ppo(
+        env,
+        reach_reward,
+        tmp_path / "w2",
+        cfg=cfg,
+        target_success=1.01,
+        max_env_steps=16 * 32 * 5,
+        init=first.checkpoint,
+    )
+    cold = train_ppo(env, reach_reward, tmp_path / "c", cfg=cfg, target_success=1.01, max_env_steps=16 * 32 * 5)
+    assert warm.iterations == 5 and warm.env_steps == 16 * 32 * 5  # counters start from zero
+    mean = lambda r: sum(h["reward_mean"] for h in r.history) / len(r.history)  # noqa: E731
+    assert mean(warm) > 1.2 * mean(cold), (mean(warm), mean(cold))

@@ -31,6 +31,9 @@ class TrainArgs(BaseModel):
     eval_episodes: int = Field(default=64, ge=1, description="Evaluation episodes.")
     backend: str = Field(default="cpu", description="Genesis backend: cpu or gpu.")
     timeout_s: float = Field(default=3600.0, gt=0, description="Most seconds the job may take.")
+    init_checkpoint: str | None = Field(
+        default=None, description="A policy checkpoint of this subtask to continue from (warm start)."
+    )
 
 
 class CollectArgs(BaseModel):
@@ -70,6 +73,7 @@ def train_subtask(
     eval_episodes: int = 64,
     backend: str = "cpu",
     timeout_s: float = 3600.0,
+    init_checkpoint: str | None = None,
 ) -> tuple[str, dict]:
     """Train one rl subtask with PPO (only its active joints, its reward program, its budget) or measure
     a motion-planned or scripted one, from the previous subtask's end states; then evaluate it. Returns
@@ -86,6 +90,7 @@ def train_subtask(
             "n_envs": n_envs,
             "eval_episodes": eval_episodes,
             "backend": backend,
+            "init_checkpoint": init_checkpoint,
         },
         Path(out_dir),
         timeout_s,
