@@ -1,61 +1,129 @@
-"""The run archive the recall and archive nodes use: one JSON line per finished run under
-`$DEXFORGE_HOME/memory/archive.jsonl`, recalled by word overlap with the request.
+"""What the recall and archive nodes do with the experience store (memory/).
 
-This is the plain-file form of the experience memory; the chromadb store (memory/) replaces the
-recall ranking with embeddings and adds policies for warm starts.
+`recall` returns the most similar past tasks and failures as short texts for the roles (few-shot
+examples for the proposer, decomposer and reward-writer, pitfalls for the critic). `archive` stores a
+finished run: the task, every subtask that passed (with its reward program, statistics and policy
+checkpoint, for warm starts), and the failures with their reasons. The store is opened for each call
+and closed again, so the writer lock is held only while writing.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
-from dexforge.home import home
+from dexforge.home import DexforgeError
 
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = {"the", "a", "an", "to", "in", "into", "on", "of", "and", "it", "with", "up", "by"}
-
-
-def archive_path() -> Path:
-    path = home() / "memory"
-    path.mkdir(parents=True, exist_ok=True)
-    return path / "archive.jsonl"
-
-
-def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
-
-
-def archive(record: dict) -> None:
-    """Append a finished run (request, status, family, success, plan, reasons) to the archive."""
-    with archive_path().open("a") as f:
-        f.write(json.dumps(record, default=str) + "\n")
+MIN_SIMILARITY = 0.35  # below this a "memory" is noise, not a similar task
 
 
 def recall(request: str, k: int = 3) -> list[str]:
-    """The `k` archived runs whose requests share the most words with `request`, as short texts."""
-    path = archive_path()
-    if not path.exists():
-        return []
-    want = _words(request)
-    scored = []
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        have = _words(rec.get("request", ""))
-        overlap = len(want & have) / max(len(want | have), 1)
-        if overlap > 0:
-            scored.append((overlap, rec))
-    scored.sort(key=lambda x: -x[0])
-    out = []
-    for _, rec in scored[:k]:
-        rate = rec.get("task_success_rate")
-        rate_text = "n/a" if rate is None else f"{rate:.0%}"
-        text = f"'{rec.get('request')}' ({rec.get('family')}): {rec.get('status')}, whole-task success {rate_text}"
-        if rec.get("reason"):
-            text += f"; reason: {rec['reason']}"
-        out.append(text)
+    """Texts of the `k` most similar archived tasks and the 2 most similar failures (empty store: [])."""
+    from dexforge.memory.store import ExperienceStore
+
+    out: list[str] = []
+    with ExperienceStore.open(writer=False) as store:
+        for hit in store.search(request, kind="task", k=k):
+            if hit.similarity < MIN_SIMILARITY:
+                continue
+            rec = hit.record
+            rate = rec.metrics.task_success_rate
+            rate_text = "n/a" if rate is None else f"{rate:.0%}"
+            text = (
+                f"task '{rec.request}' ({rec.family or 'unknown family'}): {rec.status}, whole-task success {rate_text}"
+            )
+            if rec.reason:
+                text += f"; reason: {rec.reason}"
+            out.append(f"{text} [similarity {hit.similarity:.2f}, {hit.id}]")
+        for hit in store.search(request, kind="failure", k=2):
+            if hit.similarity >= MIN_SIMILARITY:
+                rec = hit.record
+                out.append(f"pitfall in '{rec.request}' ({rec.stage} {rec.subtask}): {rec.reason} [{hit.id}]")
     return out
+
+
+def archive(state: dict, summary: dict) -> dict[str, list[str]]:
+    """Store the run's task record, its passed subtasks and its failures; returns the new ids."""
+    from dexforge.memory.records import Cost, Critique, FailureRecord, SubtaskRecord, TaskMetrics, TaskRecord
+    from dexforge.memory.store import ExperienceStore
+
+    run_dir = Path(state["run_dir"])
+    objects = _objects(state.get("spec_yaml"))
+    common = {"run_id": state.get("run_id", ""), "family": state.get("family") or "", "objects": objects}
+    calls = summary.get("model_calls", {}).values()
+    status = "succeeded" if summary.get("status") == "succeeded" else "failed"
+    task = TaskRecord(
+        **common,
+        request=state["request"],
+        spec_yaml=state.get("spec_yaml") or "",
+        plan_yaml=state.get("plan_yaml") or "",
+        critiques=[Critique(**v["critique"]) for v in state.get("specs", []) if v.get("critique")],
+        status=status,
+        reason=state.get("reason") or "",
+        metrics=TaskMetrics(
+            task_success_rate=summary.get("task_success_rate"),
+            env_steps=summary.get("env_steps"),
+            wall_time_s=summary.get("wall_s"),
+        ),
+        cost=Cost(
+            usd=sum(c.get("cost_usd", 0.0) for c in calls),
+            input_tokens=sum(c.get("input_tokens", 0) for c in calls),
+            output_tokens=sum(c.get("output_tokens", 0) for c in calls),
+            model_calls=sum(c.get("calls", 0) for c in calls),
+        ),
+    )
+    ids: dict[str, list[str]] = {"task": [], "subtask": [], "failure": []}
+    with ExperienceStore.open(writer=True) as store:
+        task_id = store.add_task(task)
+        ids["task"].append(task_id)
+        for sub in summary.get("subtasks", []):
+            passed = state.get("passed", {}).get(sub["name"])
+            if passed and sub["controller"] == "rl":
+                reward = run_dir / passed["reward"] if passed.get("reward") else None
+                record = SubtaskRecord(
+                    **common,
+                    task_id=task_id,
+                    name=sub["name"],
+                    description=f"{sub['name']} ({sub['controller']}) in '{state['request']}'",
+                    controller=sub["controller"],
+                    reward_program=reward.read_text() if reward and reward.exists() else "",
+                    success_rate=passed.get("success_rate"),
+                    env_steps=passed.get("env_steps"),
+                    checkpoint=str(run_dir / passed["checkpoint"]) if passed.get("checkpoint") else None,
+                )
+                ids["subtask"].append(store.add_subtask(record))
+            for attempt in sub.get("attempts", []):
+                why = attempt.get("error") or ("" if attempt == passed else _weak(attempt))
+                if why:
+                    failure = FailureRecord(
+                        **common,
+                        task_id=task_id,
+                        request=state["request"],
+                        stage="train",
+                        subtask=sub["name"],
+                        reason=why,
+                    )
+                    ids["failure"].append(store.add_failure(failure))
+        if status == "failed" and not ids["failure"]:
+            failure = FailureRecord(
+                **common, task_id=task_id, request=state["request"], stage="run", reason=state.get("reason") or "failed"
+            )
+            ids["failure"].append(store.add_failure(failure))
+    return ids
+
+
+def _weak(attempt: dict) -> str:
+    rate = attempt.get("success_rate")
+    if rate is None:
+        return ""
+    return f"success {rate:.0%} after {attempt.get('env_steps', 0)} env steps (stopped by {attempt.get('stop_reason')})"
+
+
+def _objects(spec_yaml: str | None) -> list[str]:
+    if not spec_yaml:
+        return []
+    try:
+        from dexforge.sim.spec import TaskSpec
+
+        return sorted({o.asset for o in TaskSpec.from_yaml(spec_yaml).objects})
+    except DexforgeError:
+        return []

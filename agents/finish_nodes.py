@@ -12,6 +12,7 @@ from dexforge.agents import experience
 from dexforge.agents.context import AgentContext
 from dexforge.agents.runs import load_run, log_event
 from dexforge.agents.state import AgentState
+from dexforge.home import DexforgeError
 from dexforge.policies.subtask import Plan
 from dexforge.sim.spec import load_yaml
 
@@ -21,20 +22,12 @@ def _status(state: AgentState) -> str:
 
 
 def archive(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
-    collected = state.get("collect") or {}
-    experience.archive(
-        {
-            "run_id": state["run_id"],
-            "request": state["request"],
-            "family": state.get("family"),
-            "status": _status(state),
-            "reason": state.get("reason"),
-            "task_success_rate": collected.get("task_success_rate"),
-            "spec": state.get("spec_yaml"),
-            "plan": state.get("plan_yaml"),
-        }
-    )
-    log_event(state["run_dir"], "archived")
+    """Successes and failures into the experience store, for later runs to recall and warm-start from."""
+    try:
+        ids = experience.archive(dict(state), summary(state, runtime.context))
+        log_event(state["run_dir"], "archived", ids=ids)
+    except DexforgeError as exc:  # e.g. another process holds the store's writer lock
+        log_event(state["run_dir"], "archive_failed", error=str(exc))
     return {"node_path": ["archive"]}
 
 

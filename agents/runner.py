@@ -17,6 +17,7 @@ from langgraph.types import Command
 
 from dexforge.agents.context import AgentContext
 from dexforge.agents.runs import CHECKPOINTS, create_run, load_run, log_event
+from dexforge.home import DexforgeError
 
 OnEvent = Callable[[str, Any], None]
 
@@ -80,8 +81,6 @@ def start(
     """Create a run for `request` and drive it until it ends (or, in chat mode, asks the user)."""
     request = " ".join(request.split())
     if not request:
-        from dexforge.home import DexforgeError
-
         raise DexforgeError("the request is empty; say what the hand should do, e.g. 'lift the cube'")
     run_id, run_dir = create_run(request, ctx, root)
     on_event and on_event("run", {"run_id": run_id, "run_dir": str(run_dir)})
@@ -141,14 +140,8 @@ def _fail(graph, config: dict, run_dir: Path, ctx: AgentContext, exc: Exception)
     data = summary(state, ctx)
     (run_dir / "summary.json").write_text(json.dumps(data, indent=2, default=str))
     write_report(run_dir)
-    experience.archive(
-        {
-            "run_id": state.get("run_id"),
-            "request": state.get("request"),
-            "family": state.get("family"),
-            "status": "failed",
-            "reason": reason,
-            "task_success_rate": None,
-        }
-    )
+    try:
+        experience.archive(state, data)
+    except DexforgeError as archive_exc:
+        log_event(run_dir, "archive_failed", error=str(archive_exc))
     return RunResult(load_run(run_dir)["run_id"], run_dir, "failed", state)

@@ -15,6 +15,7 @@ from dexforge.agents.roles import ask_role
 from dexforge.agents.runs import create_run, log_event, rel
 from dexforge.agents.schemas import Correction, Critique, CritiqueBrief, ProposeBrief, TaskProposal
 from dexforge.agents.state import AgentState
+from dexforge.home import DexforgeError
 from dexforge.sim.spec import TaskSpec
 from dexforge.tools.common import ToolFailed, call_tool, progress
 from dexforge.tools.sim_tools import check_scene
@@ -31,7 +32,11 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         run_id, run_dir = create_run(state["request"], runtime.context or AgentContext())
         update = {"run_id": run_id, "run_dir": str(run_dir), "status": "running"}
     run_dir = update.get("run_dir") or state["run_dir"]
-    memories = experience.recall(" ".join([*state.get("history", []), state["request"]]))
+    try:
+        memories = experience.recall(" ".join([*state.get("history", []), state["request"]]))
+    except DexforgeError as exc:  # a store that cannot be read must not stop the run
+        memories = []
+        log_event(run_dir, "recall_failed", error=str(exc))
     log_event(run_dir, "recall", memories=memories)
     return {**update, "memories": memories, "node_path": ["recall"]}
 

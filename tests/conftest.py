@@ -15,9 +15,14 @@ from dexforge import home as home_mod
 @pytest.fixture(scope="session", autouse=True)
 def dexforge_home(tmp_path_factory):
     """Isolate all state the tests write; keep compiled kernels where later runs find them."""
-    quiet = {"LANGSMITH_TEST_TRACKING": "false", "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false"}
+    quiet = {
+        "LANGSMITH_TEST_TRACKING": "false",  # no tracing to LangSmith from tests
+        "LANGSMITH_TRACING": "false",
+        "LANGCHAIN_TRACING_V2": "false",
+        "DEXFORGE_EMBEDDER": "hashing",  # memory: the fast deterministic embedder unless a test asks for MiniLM
+    }
     saved = {k: os.environ.get(k) for k in (home_mod.HOME_ENV, home_mod.KERNEL_CACHE_ENV, *quiet)}
-    os.environ.update(quiet)  # no tracing to LangSmith from tests
+    os.environ.update(quiet)
     kernels = os.environ.get(home_mod.KERNEL_CACHE_ENV) or str(home_mod.kernel_cache_dir())
     root = tmp_path_factory.mktemp("dexforge_home")
     os.environ[home_mod.HOME_ENV] = str(root)

@@ -117,3 +117,15 @@ def test_langgraph_json_points_at_the_graph():
     config = json.loads((root / "langgraph.json").read_text())
     module, _, name = config["graphs"]["dexforge"].partition(":")
     assert (root / module).exists() and name == "graph" and hasattr(G, name)
+
+
+def test_a_similar_request_recalls_the_archived_run_into_state_and_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEXFORGE_MEMORY_DIR", str(tmp_path / "memory"))
+    first = runner.start("juggle the piano on the table", AgentContext(), root=tmp_path)
+    assert first.status == "failed"
+    second = runner.start("juggle the piano", AgentContext(), root=tmp_path)
+    memories = second.state["memories"]
+    assert memories and "juggle the piano on the table" in memories[0], memories
+    assert any("pitfall" in m for m in memories)  # the failure came back as a pitfall too
+    html = (second.run_dir / "report.html").read_text()
+    assert "juggle the piano on the table" in html
