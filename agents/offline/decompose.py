@@ -23,7 +23,7 @@ from dexforge.sim.catalog import Catalog
 from dexforge.sim.spec import Held, Inside, Lifted, Moved, On, Opened, Reached, Rotated, TaskSpec
 
 SPEED = 0.3  # m/s along motion-planned paths
-GRIP = 0.15  # rad of extra finger flexion while carrying a grasped object (squeezes it harder)
+GRIP = 0.0  # rad of extra finger flexion while carrying a grasped object (0: no clear gain measured)
 RL_BUDGET = Budget(env_steps=600_000, wall_time_s=1200.0)
 ROTATE_BUDGET = Budget(env_steps=1_000_000, wall_time_s=1800.0)  # in-hand turning learns slower than a grasp
 LIFT_TEST, LIFT_TEST_STEPS = 0.08, 30
