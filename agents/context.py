@@ -75,6 +75,13 @@ class AgentContext(BaseModel):
     render: bool = Field(default=True, description="Render the scene for the critic and the report.")
     video: bool = Field(default=True, description="Record a rollout video of the chained task for the report.")
     backend: Literal["cpu", "gpu"] = Field(default="cpu", description="Genesis backend of the workers.")
+    warm_start: bool = Field(
+        default=True,
+        description="Start an rl subtask from the stored policy of the most similar subtask trained before.",
+    )
+    memory: bool = Field(
+        default=True, description="Recall similar past tasks for the roles and archive this run in the store."
+    )
     mode: Literal["run", "chat"] = Field(default="run", description="chat: ask the user to approve the scene.")
 
     def model_for(self, role: str) -> ModelSettings:
@@ -109,6 +116,8 @@ class AgentContext(BaseModel):
             ("n_envs", "DEXFORGE_ENVS", int),
             ("rl_budget", "DEXFORGE_RL_BUDGET", int),
             ("backend", "DEXFORGE_BACKEND", str),
+            ("warm_start", "DEXFORGE_WARM_START", lambda v: v.lower() not in ("0", "false", "no")),
+            ("memory", "DEXFORGE_USE_MEMORY", lambda v: v.lower() not in ("0", "false", "no")),
         ):
             if env.get(var):
                 data[name] = kind(env[var])

@@ -14,6 +14,7 @@ from pathlib import Path
 from dexforge.home import DexforgeError
 
 MIN_SIMILARITY = 0.35  # below this a "memory" is noise, not a similar task
+LOCK_WAIT_S = 120.0  # an archive waits this long for another writer (a parallel run archiving) to finish
 
 
 def recall(request: str, k: int = 3) -> list[str]:
@@ -41,14 +42,73 @@ def recall(request: str, k: int = 3) -> list[str]:
     return out
 
 
-def archive(state: dict, summary: dict) -> dict[str, list[str]]:
+EXAMPLE_SIMILARITY = 0.6  # a task this close that succeeded lends its plan and rewards
+
+
+def examples(request: str, k: int = 2) -> list[dict]:
+    """The `k` most similar tasks that succeeded, with the plan and the reward programs that worked
+    (agents.schemas.Example as dicts)."""
+    from dexforge.memory.store import ExperienceStore
+
+    out: list[dict] = []
+    with ExperienceStore.open(writer=False) as store:
+        for hit in store.search(request, kind="task", k=k, where={"outcome": "succeeded"}):
+            if hit.similarity < EXAMPLE_SIMILARITY:
+                continue
+            rec = hit.record
+            subs = store.list("subtask", limit=50, where={"task_id": hit.id})
+            out.append(
+                {
+                    "id": hit.id,
+                    "request": rec.request,
+                    "family": rec.family,
+                    "similarity": round(hit.similarity, 3),
+                    "task_success_rate": rec.metrics.task_success_rate,
+                    "plan_yaml": rec.plan_yaml,
+                    "rewards": {e.record.name: e.record.reward_program for e in subs if e.record.reward_program},
+                }
+            )
+    return out
+
+
+def warm_candidates(request: str, subtask: str, controller: str, k: int = 3) -> list[dict]:
+    """Stored policies of subtasks like `subtask` of `request` (passed, checkpoint on disk), nearest first:
+    [{"id", "checkpoint", "similarity", "success_rate"}]. Observation and action sizes are checked by the
+    training job, which knows them."""
+    from dexforge.memory.store import ExperienceStore
+
+    with ExperienceStore.open(writer=False) as store:
+        hits = store.similar_subtasks(controller, None, None, subtask_text(subtask, controller, request), k=k)
+    return [
+        {
+            "id": h.id,
+            "checkpoint": h.record.checkpoint,
+            "similarity": round(h.similarity, 3),
+            "success_rate": h.record.success_rate,
+        }
+        for h in hits
+        if h.similarity >= MIN_SIMILARITY
+    ]
+
+
+def subtask_text(name: str, controller: str, request: str) -> str:
+    """How a subtask is described when stored and when looked up (the embedded text)."""
+    return f"{name} ({controller}) in '{request}'"
+
+
+def archive(state: dict, summary: dict, backend: str = "") -> dict[str, list[str]]:
     """Store the run's task record, its passed subtasks and its failures; returns the new ids."""
     from dexforge.memory.records import Cost, Critique, FailureRecord, SubtaskRecord, TaskMetrics, TaskRecord
     from dexforge.memory.store import ExperienceStore
 
     run_dir = Path(state["run_dir"])
     objects = _objects(state.get("spec_yaml"))
-    common = {"run_id": state.get("run_id", ""), "family": state.get("family") or "", "objects": objects}
+    common = {
+        "run_id": state.get("run_id", ""),
+        "family": state.get("family") or "",
+        "objects": objects,
+        "backend": backend,
+    }
     calls = summary.get("model_calls", {}).values()
     status = "succeeded" if summary.get("status") == "succeeded" else "failed"
     task = TaskRecord(
@@ -72,7 +132,7 @@ def archive(state: dict, summary: dict) -> dict[str, list[str]]:
         ),
     )
     ids: dict[str, list[str]] = {"task": [], "subtask": [], "failure": []}
-    with ExperienceStore.open(writer=True) as store:
+    with ExperienceStore.open(writer=True, wait_s=LOCK_WAIT_S) as store:
         task_id = store.add_task(task)
         ids["task"].append(task_id)
         for sub in summary.get("subtasks", []):
@@ -83,12 +143,15 @@ def archive(state: dict, summary: dict) -> dict[str, list[str]]:
                     **common,
                     task_id=task_id,
                     name=sub["name"],
-                    description=f"{sub['name']} ({sub['controller']}) in '{state['request']}'",
+                    description=subtask_text(sub["name"], sub["controller"], state["request"]),
                     controller=sub["controller"],
                     reward_program=reward.read_text() if reward and reward.exists() else "",
                     success_rate=passed.get("success_rate"),
                     env_steps=passed.get("env_steps"),
                     checkpoint=str(run_dir / passed["checkpoint"]) if passed.get("checkpoint") else None,
+                    obs_size=passed.get("obs_size"),
+                    act_size=passed.get("act_size"),
+                    active_dofs=list(sub.get("active") or []),
                 )
                 ids["subtask"].append(store.add_subtask(record))
             for attempt in sub.get("attempts", []):

@@ -23,8 +23,10 @@ def _status(state: AgentState) -> str:
 
 def archive(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """Successes and failures into the experience store, for later runs to recall and warm-start from."""
+    if not runtime.context.memory:
+        return {"node_path": ["archive"]}
     try:
-        ids = experience.archive(dict(state), summary(state, runtime.context))
+        ids = experience.archive(dict(state), summary(state, runtime.context), backend=runtime.context.backend)
         log_event(state["run_dir"], "archived", ids=ids)
     except DexforgeError as exc:  # e.g. another process holds the store's writer lock
         log_event(state["run_dir"], "archive_failed", error=str(exc))
@@ -49,6 +51,7 @@ def summary(state: AgentState, ctx: AgentContext, final: bool = True) -> dict:
             {
                 "name": sub.name,
                 "controller": sub.controller,
+                "active": list(sub.active),
                 "passed": passed,
                 "success_rate": rate,
                 "attempts": attempts,
@@ -81,6 +84,10 @@ def summary(state: AgentState, ctx: AgentContext, final: bool = True) -> dict:
         "node_path": [*state.get("node_path", []), *(["report"] if final else [])],
         "model_calls": calls,
         "memories": state.get("memories", []),
+        "examples": [
+            {k: e.get(k) for k in ("id", "request", "similarity", "task_success_rate")}
+            for e in state.get("examples", [])
+        ],
     }
 
 

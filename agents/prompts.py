@@ -219,6 +219,25 @@ def _join(parts: Iterable[str | None]) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
+def _example_plans(examples: list) -> str | None:
+    parts = []
+    for ex in examples:
+        if ex.plan_yaml:
+            rate = "n/a" if ex.task_success_rate is None else f"{ex.task_success_rate:.0%}"
+            head = f"'{ex.request}' (similarity {ex.similarity:.2f}, whole-task success {rate}):"
+            parts.append(f"{head}\n```yaml\n{ex.plan_yaml.rstrip()}\n```")
+    return "\n\n".join(parts) or None
+
+
+def _example_rewards(examples: list, name: str) -> str | None:
+    parts = [
+        f"'{ex.request}' (similarity {ex.similarity:.2f}):\n```python\n{ex.rewards[name].rstrip()}\n```"
+        for ex in examples
+        if ex.rewards.get(name)
+    ]
+    return "\n\n".join(parts) or None
+
+
 def render_brief(brief: Brief, *, catalog: Catalog | None = None) -> str:
     """The user message of a role: the brief's fields as named sections."""
     match brief:
@@ -253,6 +272,7 @@ def render_brief(brief: Brief, *, catalog: Catalog | None = None) -> str:
                     _section("Task family", brief.family),
                     _section("Task", _yaml(brief.spec)),
                     _section("Similar past tasks", _bullets(brief.memories)),
+                    _section("Plans that worked for similar tasks", _example_plans(brief.examples)),
                     _section("Previous plan (it failed)", _yaml(brief.previous) if brief.previous else None),
                     _section("Why it failed", brief.failure),
                     _section(REJECTED, brief.error),
@@ -274,6 +294,10 @@ def render_brief(brief: Brief, *, catalog: Catalog | None = None) -> str:
                     ),
                     _section("Why the last attempt failed", brief.failure),
                     _section("Similar past tasks", _bullets(brief.memories)),
+                    _section(
+                        f"Reward programs that passed for '{brief.subtask.name}' in similar tasks",
+                        _example_rewards(brief.examples, brief.subtask.name),
+                    ),
                     _section(REJECTED, brief.error),
                 ]
             )

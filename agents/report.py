@@ -258,6 +258,10 @@ class _Page:
                     f"success {_num(att.get('success_rate'), '.0%')} · {_num(att.get('env_steps'))} env steps · "
                     f"stopped: {_e(att.get('stop_reason') or 'not recorded')}"
                 )
+                if att.get("warm_start_memory"):
+                    facts += f" · started from the stored policy of memory {_e(att['warm_start_memory'])}"
+                elif att.get("warm_start"):
+                    facts += f" · continued from {_e(att['warm_start'])}"
                 reflection = att.get("reflection")
                 parts += [
                     f"<h3>{_e(name)} — attempt {_e(n)}</h3><p>{facts}</p>{error}",
@@ -293,9 +297,16 @@ class _Page:
     def path(self) -> str:
         nodes = " → ".join(f'<span class="chip">{_e(n)}</span>' for n in _list(self.s.get("node_path")))
         memories = "".join(f"<li><blockquote>{_e(m)}</blockquote></li>" for m in _list(self.s.get("memories")))
+        examples = "".join(
+            f"<li>{_e(e.get('request'))} (memory {_e(e.get('id'))}, similarity {_num(e.get('similarity'), '.2f')}, "
+            f"whole-task success {_num(e.get('task_success_rate'), '.0%')})</li>"
+            for e in map(_dict, _list(self.s.get("examples")))
+        )
+        lent = f"<h3>Plans and rewards that worked, offered to the roles</h3><ul>{examples}</ul>" if examples else ""
         return (
             f"<h2>Node path</h2><p>{nodes or NA}</p>"
             f"<h2>Retrieved memories</h2>{f'<ul>{memories}</ul>' if memories else '<p>No memory was retrieved.</p>'}"
+            f"{lent}"
         )
 
 

@@ -104,8 +104,12 @@ def _summary(console: Console, result) -> None:
     console.print(f"report: {data['report']}")
 
 
-def _context(envs, budget, episodes, critic_rounds, retries, video, render, backend) -> AgentContext:
+def _context(
+    envs, budget, episodes, critic_rounds, retries, video, render, backend, memory=None, warm_start=None
+) -> AgentContext:
     return AgentContext.from_env(
+        memory=memory,
+        warm_start=warm_start,
         n_envs=envs,
         rl_budget=budget,
         eval_episodes=episodes,
@@ -134,6 +138,12 @@ RETRIES = typer.Option(None, "--retries", help="Reward rewrites per failed RL su
 VIDEO = typer.Option(None, "--video/--no-video", help="Film a chained episode for the report.")
 RENDER = typer.Option(None, "--render/--no-render", help="Render the scene for the critic and report.")
 BACKEND = typer.Option(None, "--backend", help="Genesis backend of the workers: cpu or gpu.")
+MEMORY = typer.Option(None, "--memory/--no-memory", help="Recall similar past tasks and archive this run (default on).")
+WARM = typer.Option(
+    None,
+    "--warm-start/--no-warm-start",
+    help="Start RL subtasks from the stored policy of the most similar subtask trained before (default on).",
+)
 JSON = typer.Option(False, "--json", help="Print one JSON object (status, run id, success rates, ...).")
 
 
@@ -147,6 +157,8 @@ def run(
     video: bool | None = VIDEO,
     render: bool | None = RENDER,
     backend: str | None = BACKEND,
+    memory: bool | None = MEMORY,
+    warm_start: bool | None = WARM,
     as_json: bool = JSON,
 ) -> None:
     """Turn a request into a checked scene, a plan, rewards, trained policies, a dataset and a report.
@@ -157,7 +169,7 @@ def run(
     """
     from dexforge.agents import runner
 
-    ctx = _context(envs, budget, episodes, critic_rounds, retries, video, render, backend)
+    ctx = _context(envs, budget, episodes, critic_rounds, retries, video, render, backend, memory, warm_start)
     console = Console(stderr=as_json)
     console.print("models: " + ", ".join(f"{r} = {ctx.model_for(r).label}" for r in ctx.models))
     progress = Progress(console)

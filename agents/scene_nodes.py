@@ -32,13 +32,17 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         run_id, run_dir = create_run(state["request"], runtime.context or AgentContext())
         update = {"run_id": run_id, "run_dir": str(run_dir), "status": "running"}
     run_dir = update.get("run_dir") or state["run_dir"]
-    try:
-        memories = experience.recall(" ".join([*state.get("history", []), state["request"]]))
-    except DexforgeError as exc:  # a store that cannot be read must not stop the run
-        memories = []
-        log_event(run_dir, "recall_failed", error=str(exc))
-    log_event(run_dir, "recall", memories=memories)
-    return {**update, "memories": memories, "node_path": ["recall"]}
+    memories: list[str] = []
+    examples: list[dict] = []
+    if runtime.context is None or runtime.context.memory:
+        text = " ".join([*state.get("history", []), state["request"]])
+        try:
+            memories = experience.recall(text)
+            examples = experience.examples(text)
+        except DexforgeError as exc:  # a store that cannot be read must not stop the run
+            log_event(run_dir, "recall_failed", error=str(exc))
+    log_event(run_dir, "recall", memories=memories, examples=[e["id"] for e in examples])
+    return {**update, "memories": memories, "examples": examples, "node_path": ["recall"]}
 
 
 def _save_version(state: AgentState, spec: TaskSpec, source: str) -> dict:

@@ -97,6 +97,18 @@ class RewardDraft(_Model):
 
 
 # briefs -----------------------------------------------------------------------------------------------
+class Example(_Model):
+    """A similar task solved before (from the experience store): what worked, to start from."""
+
+    id: str = Field(description="Experience-store id of the task record.")
+    request: str
+    family: str = ""
+    similarity: float = Field(description="Cosine similarity of its request to this one, 0..1.")
+    task_success_rate: float | None = None
+    plan_yaml: str = Field(default="", description="The plan that worked, YAML.")
+    rewards: dict[str, str] = Field(default_factory=dict, description="rl subtask name -> reward program that passed.")
+
+
 class ProposeBrief(_Model):
     request: str = Field(description="What the user asked for.")
     history: list[str] = Field(default_factory=list, description="Earlier requests of this conversation, oldest first.")
@@ -120,6 +132,7 @@ class DecomposeBrief(_Model):
     family: TaskFamily
     spec: TaskSpec
     memories: list[str] = Field(default_factory=list)
+    examples: list[Example] = Field(default_factory=list, description="Similar tasks solved before, best first.")
     previous: Plan | None = Field(default=None, description="The plan that failed, when decomposing again.")
     failure: str | None = Field(default=None, description="Why the previous plan failed.")
     error: str | None = Field(default=None, description="Why the last answer was rejected.")
@@ -135,4 +148,5 @@ class RewardBrief(_Model):
     stats: dict | None = Field(default=None, description="Training statistics of the last attempt per component.")
     failure: str | None = Field(default=None, description="Why the last attempt failed (success rate, error).")
     memories: list[str] = Field(default_factory=list)
+    examples: list[Example] = Field(default_factory=list, description="Similar tasks solved before, best first.")
     error: str | None = Field(default=None, description="Why the last answer was rejected.")

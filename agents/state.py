@@ -32,6 +32,9 @@ class Attempt(TypedDict, total=False):
     checkpoint: str | None
     end_states: str | None
     warm_start: str | None  # the checkpoint this attempt's training started from
+    warm_start_memory: str | None  # the experience-store id of that policy, when it came from memory
+    obs_size: int | None
+    act_size: int | None
     reward_stats: dict | None
     components: dict | None
 
@@ -42,6 +45,7 @@ class AgentState(TypedDict, total=False):
     run_id: str
     run_dir: str
     memories: list[str]
+    examples: list[dict]  # succeeded similar tasks: plan and reward programs that worked (agents.schemas.Example)
     family: str
     spec_yaml: str  # the current spec
     specs: list[SpecVersion]

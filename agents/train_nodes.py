@@ -51,6 +51,7 @@ def decompose(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         family=state.get("family") or "lift",
         spec=spec,
         memories=state.get("memories", []),
+        examples=state.get("examples", []),
         previous=previous,
         failure=state.get("failure") if previous is not None else None,
     )
@@ -106,6 +107,7 @@ def write_reward(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         stats=last.get("components") if last else None,
         failure=state.get("failure"),
         memories=state.get("memories", []),
+        examples=state.get("examples", []),
     )
 
     def validate(answer: RewardDraft) -> None:
@@ -148,6 +150,8 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     learnt = [a for a in history if a.get("checkpoint") and a.get("success_rate", 0.0) > 0.0]
     init = str(Path(state["run_dir"]) / learnt[-1]["checkpoint"]) if learnt else None
     attempt["warm_start"] = rel(state["run_dir"], init) if init else None
+    # otherwise from the stored policy of the most similar subtask trained before, if one fits
+    remembered = _remembered(state, sub) if init is None and sub.controller == "rl" and ctx.warm_start else []
     if done_file.exists():  # finished before the process died: use it, train nothing again
         value = json.loads(done_file.read_text())
         log_event(state["run_dir"], "train_reused", subtask=sub.name, attempt=len(history))
@@ -167,6 +171,7 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
                 backend=ctx.backend,
                 timeout_s=ctx.job_timeout_s,
                 init_checkpoint=init,
+                warm_candidates=[c["checkpoint"] for c in remembered],
             )
         except ToolFailed as exc:
             value = None
@@ -181,13 +186,34 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
             end_states=rel(state["run_dir"], value["end_states"]) if value.get("end_states") else None,
             reward_stats=rs or None,
             components=_training_components(out_dir / "stats.jsonl"),
+            obs_size=value.get("obs_size"),
+            act_size=value.get("act_size"),
         )
+        used = next((c for c in remembered if c["checkpoint"] == value.get("warm_start")), None)
+        if used is not None:
+            attempt.update(warm_start=used["checkpoint"], warm_start_memory=used["id"])
+            log_event(state["run_dir"], "warm_start", subtask=sub.name, **used)
     reward_file, stats_file = out_dir / "reward.py", out_dir / "stats.jsonl"
     attempt["reward"] = rel(state["run_dir"], reward_file) if reward_file.exists() else None
     attempt["stats"] = rel(state["run_dir"], stats_file) if stats_file.exists() else None
     history.append(attempt)
     log_event(state["run_dir"], "trained", subtask=sub.name, **{k: attempt.get(k) for k in ("success_rate", "error")})
     return {"attempts": attempts, "node_path": ["train"]}
+
+
+def _remembered(state: AgentState, sub) -> list[dict]:
+    """Warm-start candidates from the experience store (nothing when it cannot be read)."""
+    from dexforge.agents import experience
+    from dexforge.home import DexforgeError
+
+    try:
+        found = experience.warm_candidates(state["request"], sub.name, sub.controller)
+    except DexforgeError as exc:
+        log_event(state["run_dir"], "warm_start_unavailable", subtask=sub.name, error=str(exc))
+        return []
+    if found:
+        progress(event="warm_start_candidates", subtask=sub.name, candidates=[c["id"] for c in found])
+    return found
 
 
 def _training_components(stats: Path) -> dict | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,21 +68,28 @@ class MemorySettings:
 
 
 class WriterLock:
-    """An exclusive, non-blocking flock on `directory/writer.lock`; the file holds the holder's pid."""
+    """An exclusive flock on `directory/writer.lock`; the file holds the holder's pid. Taken at once, or
+    within `wait_s` seconds, else MemoryLockedError names the holder."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, wait_s: float = 0.0) -> None:
         self.path = directory / LOCK_NAME
         self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(self._fd)
-            self._fd = None
-            raise MemoryLockedError(
-                f"the experience store {directory} is being written by process {holder}; wait for it to finish, "
-                "or open the store read-only"
-            ) from None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(self._fd)
+                self._fd = None
+                raise MemoryLockedError(
+                    f"the experience store {directory} is being written by process {holder}; wait for it to "
+                    "finish, or open the store read-only"
+                ) from None
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
 

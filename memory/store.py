@@ -84,17 +84,19 @@ class ExperienceStore:
         url: str | None = None,
         settings: MemorySettings | None = None,
         check_embedder: bool = True,
+        wait_s: float = 0.0,
     ) -> ExperienceStore:
         """Open (creating it if needed) the store at `path`, or at `url`, or where `settings` say.
 
         `embedder`: an Embedder or its key (minilm, hashing, openai); default from settings. With
         `check_embedder=False` a store made with another embedder opens anyway (for listing, export
-        and `reembed`); searching it then raises EmbedderMismatchError.
+        and `reembed`); searching it then raises EmbedderMismatchError. A writer waits up to `wait_s`
+        seconds for another process's writer lock (MemoryLockedError after that).
         """
         settings = settings or MemorySettings.from_env()
         emb = settings.make_embedder(embedder) if embedder is None or isinstance(embedder, str) else embedder
         client, where, directory = chroma_client(settings, Path(path) if path else None, url)
-        lock = WriterLock(directory) if writer and directory is not None else None
+        lock = WriterLock(directory, wait_s) if writer and directory is not None else None
         store = cls(client, where, emb, writer, lock, settings)
         try:
             store._attach(check_embedder)
@@ -242,20 +244,26 @@ class ExperienceStore:
         ]
 
     def similar_subtasks(
-        self, kind: str, obs_size: int, act_size: int, text: str, k: int = 3, min_success: float = 0.5
+        self,
+        kind: str,
+        obs_size: int | None,
+        act_size: int | None,
+        text: str,
+        k: int = 3,
+        min_success: float = 0.5,
     ) -> list[Hit]:
-        """Warm-start candidates: successful subtasks of controller `kind` with the same observation
-        and action sizes and a checkpoint file that exists here, nearest to `text` first."""
-        where = {
-            "$and": [
-                {"controller": kind},
-                {"obs_size": obs_size},
-                {"act_size": act_size},
-                {"has_checkpoint": True},
-                {"success_rate": {"$gte": min_success}},
-            ]
-        }
-        hits = self.search(text, "subtask", 4 * k, where)
+        """Warm-start candidates: successful subtasks of controller `kind` with a checkpoint file that exists
+        here and, where given, the same observation and action sizes, nearest to `text` first."""
+        clauses: list[dict[str, Any]] = [
+            {"controller": kind},
+            {"has_checkpoint": True},
+            {"success_rate": {"$gte": min_success}},
+        ]
+        if obs_size is not None:
+            clauses.append({"obs_size": obs_size})
+        if act_size is not None:
+            clauses.append({"act_size": act_size})
+        hits = self.search(text, "subtask", 4 * k, {"$and": clauses})
         usable = [h for h in hits if isinstance(h.record, SubtaskRecord) and Path(h.record.checkpoint or "").is_file()]
         return usable[:k]
 

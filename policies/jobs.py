@@ -35,11 +35,13 @@ def train_subtask_job(
     eval_episodes: int = 64,
     backend: str = "cpu",
     init_checkpoint: str | None = None,
+    warm_candidates: list[str] | None = None,
 ) -> dict:
     """Train (rl) or measure (planned, scripted) subtask `index` of the plan from `start_states` (a saved
     EnvState) or the task's layout. Writes into `out_dir`: reward.py, stats.jsonl, checkpoints, and
     `end_states.pt` with the end states of its successful evaluation episodes. `init_checkpoint`: a policy
-    of the same subtask to start rl training from (a retry continues where the last attempt got)."""
+    of the same subtask to start rl training from (a retry continues where the last attempt got);
+    without one, the first fitting policy of `warm_candidates` (similar subtasks from the experience store)."""
     from dexforge.jobs import emit_progress
 
     spec, plan = _load(spec_yaml, plan_yaml)
@@ -57,6 +59,7 @@ def train_subtask_job(
         progress=lambda p: emit_progress(**p),
         own_dir=True,
         init=Path(init_checkpoint) if init_checkpoint else None,
+        candidates=warm_candidates or (),
     )
     result = json.loads(json.dumps(outcome.__dict__, default=str))
     result["history"] = []  # stats.jsonl holds it; keep the job result small

@@ -401,6 +401,29 @@ def load_policy(
     return act
 
 
+def checkpoint_misfit(checkpoint: Path, num_obs: int, num_actions: int, cfg: PPOConfig | None = None) -> str | None:
+    """Why the policy in `checkpoint` cannot warm-start training on `num_obs` observations and
+    `num_actions` actions with `cfg`'s networks (None when it can): a missing file, other sizes or other
+    hidden layers."""
+    cfg = cfg or PPOConfig()
+    path = Path(checkpoint)
+    if not path.is_file():
+        return f"{path} does not exist"
+    saved = _saved_config(path)
+    if "hidden" in saved and tuple(saved["hidden"]) != tuple(cfg.hidden):
+        return f"hidden layers {list(saved['hidden'])} differ from {list(cfg.hidden)}"
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+        weights = [v for k, v in data["policy"].items() if k.endswith(".weight")]
+        mean = data["observation_preprocessor"]["running_mean"]
+    except Exception as exc:  # any unreadable checkpoint is a misfit, with its reason
+        return f"unreadable checkpoint {path.name}: {type(exc).__name__}: {exc}"
+    got = (int(weights[0].shape[1]), int(weights[-1].shape[0]), int(mean.shape[0]))
+    if got != (num_obs, num_actions, num_obs):
+        return f"observation/action sizes {got[0]}/{got[1]} differ from {num_obs}/{num_actions}"
+    return None
+
+
 def _saved_config(checkpoint: Path) -> dict:
     path = Path(checkpoint).parent / "ppo_config.json"
     data = json.loads(path.read_text()) if path.exists() else {}

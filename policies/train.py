@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,12 @@ class SubtaskOutcome:
     reward_stats: dict | None = None
     checkpoint: str | None = None
     error: str | None = None
+    obs_size: int | None = None
+    act_size: int | None = None
+    warm_start: str | None = None
+    """The checkpoint rl training started from (a retry's last attempt, or a stored similar policy)."""
+    warm_start_skipped: list[str] = field(default_factory=list)
+    """Candidate checkpoints that did not fit, each with why."""
     history: list[dict] = field(default_factory=list)
 
 
@@ -150,20 +156,33 @@ def train_subtask(
     progress: Progress | None = None,
     own_dir: bool = False,
     init: Path | None = None,
+    candidates: Sequence[str | Path] = (),
 ) -> tuple[SubtaskOutcome, EnvState | None]:
     """Train (if rl) and measure one subtask from the env's start states; returns the outcome and the
     end states of its successful episodes. Files go to `run_dir/<subtask>/` (`run_dir` with `own_dir`).
-    `init`: a checkpoint of the same subtask (same joints) that rl training starts from."""
+    `init`: a checkpoint of the same subtask (same joints) that rl training starts from. Without one,
+    training starts from the first of `candidates` (policies of similar subtasks, best first) whose
+    observation and action sizes and networks fit, else from scratch."""
     t0 = time.time()
     outcome = SubtaskOutcome(name=sub.name, controller=sub.controller, success_rate=0.0, episodes=0)
     act = None
     if sub.controller == "rl":
-        from dexforge.policies.ppo import PPOConfig, load_policy, train_ppo
+        from dexforge.policies.ppo import PPOConfig, checkpoint_misfit, load_policy, train_ppo
         from dexforge.policies.rewards.sandbox import compile_reward, dry_run
 
         source = reward_program(sub)
         outcome.reward_source = source
         _segment(env, sub, reset=True)
+        cfg = PPOConfig(rollouts=16)
+        outcome.obs_size, outcome.act_size = env.num_obs, env.num_actions
+        if init is None:
+            for candidate in candidates:
+                why = checkpoint_misfit(Path(candidate), env.num_obs, env.num_actions, cfg)
+                if why is None:
+                    init = Path(candidate)
+                    break
+                outcome.warm_start_skipped.append(f"{candidate}: {why}")
+        outcome.warm_start = str(init) if init is not None else None
         report = dry_run(source, {k: v.clone() for k, v in env.metrics.items()})
         outcome.reward_stats = report.model_dump() if hasattr(report, "model_dump") else None
         reward_fn = compile_reward(source)
@@ -180,7 +199,7 @@ def train_subtask(
             env,
             reward_fn,
             sub_dir,
-            cfg=PPOConfig(rollouts=16),
+            cfg=cfg,
             target_success=sub.target_success,
             max_env_steps=sub.budget.env_steps,
             max_wall_s=sub.budget.wall_time_s,

@@ -18,6 +18,10 @@ from openai_server import ScriptedOpenAI, image_urls
 
 from dexforge.agents import runner
 from dexforge.agents.context import AgentContext, ModelSettings
+from dexforge.agents.experience import subtask_text
+from dexforge.memory.records import SubtaskRecord
+from dexforge.memory.store import ExperienceStore
+from dexforge.policies.ppo import checkpoint_misfit
 from dexforge.policies.rewards.templates import render
 from dexforge.sim.spec import TaskSpec
 
@@ -176,6 +180,42 @@ def test_offline_lift_reaches_the_report(tmp_path):
     assert rl and rl[0]["attempts"], "an rl subtask was trained"
     html = (result.run_dir / "report.html").read_text()
     assert "lift the cube" in html
+
+
+def test_a_subtask_trained_before_starts_from_the_stored_policy(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEXFORGE_MEMORY_DIR", str(tmp_path / "memory"))
+    ctx = AgentContext(**{**TINY, "max_retries": 0})
+    first = runner.start("lift the cube", ctx, root=tmp_path)
+    trained = first.state["attempts"]["grasp"][0]
+    assert trained["warm_start"] is None and "warm_start_memory" not in trained  # an empty store: from scratch
+    obs, act = trained["obs_size"], trained["act_size"]
+    assert act == 22 and obs > act  # the 22 finger joints (the wrist is frozen) and what they observe
+    checkpoint = first.run_dir / trained["checkpoint"]
+    assert checkpoint_misfit(checkpoint, obs, act) is None
+    assert "differ" in checkpoint_misfit(checkpoint, obs + 1, act)
+    assert "does not exist" in checkpoint_misfit(tmp_path / "none.pt", obs, act)
+    # the tiny budget cannot pass the grasp, so the store does not hold it yet: record it as a long run would
+    with ExperienceStore.open() as store:
+        stored = SubtaskRecord(
+            name="grasp",
+            controller="rl",
+            description=subtask_text("grasp", "rl", "lift the cube"),
+            success_rate=0.9,
+            checkpoint=str(checkpoint),
+            obs_size=obs,
+            act_size=act,
+            objects=["cube"],
+        )
+        memory_id = store.add_subtask(stored)
+    second = runner.start("lift the cube", ctx, root=tmp_path)
+    started = second.state["attempts"]["grasp"][0]
+    assert started["warm_start_memory"] == memory_id and started["warm_start"] == str(checkpoint)
+    assert [e["id"] for e in events(second.run_dir) if e["kind"] == "warm_start"] == [memory_id]
+    outcome = json.loads((second.run_dir / "subtasks" / "grasp" / "attempt0" / "outcome.json").read_text())
+    assert outcome["warm_start"] == str(checkpoint)
+    # and not with warm starts switched off
+    third = runner.start("lift the cube", ctx.model_copy(update={"warm_start": False}), root=tmp_path)
+    assert third.state["attempts"]["grasp"][0]["warm_start"] is None
 
 
 def test_kill_minus_nine_then_resume_redoes_no_finished_subtask(tmp_path, monkeypatch):

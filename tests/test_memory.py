@@ -134,6 +134,9 @@ def test_similar_subtasks_for_warm_starts(store: ExperienceStore, tmp_path: Path
     hits = store.similar_subtasks("rl", 60, 24, "grasp a cube", k=5)
     assert [h.id for h in hits] == [good]
     assert hits[0].similarity > 0
+    # sizes unknown (the agent asks before the training job knows them): the size filter is left out
+    wide = next(e.id for e in store.list("subtask", where={"name": "wide"}))
+    assert {h.id for h in store.similar_subtasks("rl", None, None, "grasp a cube", k=5)} == {good, wide}
 
 
 def test_hashing_retrieval_ranks_a_rewording_first(store: ExperienceStore) -> None:
@@ -215,10 +218,16 @@ def test_a_second_writer_gets_the_lock_error(tmp_path: Path) -> None:
             assert reader.stats()["counts"]["task"] == 0
             with pytest.raises(Exception, match="read-only"):
                 reader.add_task(_task("lift the cube"))
+        # a writer that may wait gets the store once the holder finishes (a parallel run archiving)
+        threading.Timer(1.0, lambda: holder.stdin.close()).start()  # type: ignore[union-attr]
+        with ExperienceStore.open(path, embedder="hashing", wait_s=60) as store:
+            assert holder.wait(timeout=60) == 0
+            store.add_task(_task("lift the cube"))
     finally:
-        holder.communicate("", timeout=60)
-    with ExperienceStore.open(path, embedder="hashing") as store:  # released when the holder exits
-        store.add_task(_task("lift the cube"))
+        if holder.poll() is None:
+            holder.communicate("", timeout=60)
+    with ExperienceStore.open(path, embedder="hashing") as store:  # released when the writer closed it
+        assert store.stats()["counts"]["task"] == 1
 
 
 def test_another_embedder_is_refused_until_reembedded(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from dexforge.agents.offline.rewards import template_params
 from dexforge.agents.schemas import (
     CritiqueBrief,
     DecomposeBrief,
+    Example,
     Move,
     ProposeBrief,
     RewardBrief,
@@ -383,6 +384,62 @@ def test_a_retry_with_stats_changes_weights_deterministically(reasoner):
     assert retry.source == render("grasp", obj="cube", weights=weights)
     assert "near zero" in retry.reasoning and "saturated" in retry.reasoning
     assert reasoner.write_reward(brief) == retry
+
+
+# memory: what worked for a similar task -----------------------------------------------------------------------------
+def test_a_remembered_plan_is_reused_when_it_fits_with_this_runs_budgets(reasoner):
+    proposal = propose(reasoner, "pick up the cube")
+    fresh = reasoner.decompose(DecomposeBrief(request="x", family="lift", spec=proposal.spec)).plan
+    revised = reasoner.decompose(
+        DecomposeBrief(request="x", family="lift", spec=proposal.spec, previous=fresh, failure="grasp: 12% success")
+    ).plan  # what a run that needed a second plan stored
+    capped = revised.model_copy(
+        update={
+            "subtasks": [
+                s.model_copy(update={"budget": s.budget.model_copy(update={"env_steps": 999})})
+                for s in revised.subtasks
+            ]
+        }
+    )
+    example = Example(id="t1", request="lift the cube", family="lift", similarity=0.9, plan_yaml=capped.to_yaml())
+    answer = reasoner.decompose(DecomposeBrief(request="x", family="lift", spec=proposal.spec, examples=[example]))
+    assert (
+        answer.plan.subtasks[1].episode_length == revised.subtasks[1].episode_length != fresh.subtasks[1].episode_length
+    )
+    assert [s.budget for s in answer.plan.subtasks] == [s.budget for s in fresh.subtasks]
+    assert "lift the cube" in answer.reasoning and "t1" in answer.reasoning
+    # another family, or a plan for other objects, is not reused
+    for other in (example.model_copy(update={"family": "place"}), example.model_copy(update={"plan_yaml": ""})):
+        plain = reasoner.decompose(DecomposeBrief(request="x", family="lift", spec=proposal.spec, examples=[other]))
+        assert plain.plan == fresh
+    apple = propose(reasoner, "pick up the apple")
+    answer = reasoner.decompose(DecomposeBrief(request="x", family="lift", spec=apple.spec, examples=[example]))
+    assert "t1" not in answer.reasoning
+
+
+def test_a_remembered_reward_is_reused_on_a_first_attempt_only_when_its_metrics_exist(reasoner):
+    spec, subs = rl_subtasks(reasoner, "pick up the cube")
+    grasp = subs[0]
+    worked = render("grasp", obj="cube", weights={"grasp": 4.0})
+    example = Example(id="t1", request="lift the cube", family="lift", similarity=0.9, rewards={"grasp": worked})
+    keys = {
+        "cube.fingertip_dist": "",
+        "cube.contacts": "",
+        "cube.pos": "",
+        "cube.start_pos": "",
+        "cube.contact_force": "",
+    }
+    keys |= {"cube.grasped": "", "hand_closure": "", "actions": "", "success": ""}
+    draft = reasoner.write_reward(RewardBrief(request="x", spec=spec, subtask=grasp, metrics=keys, examples=[example]))
+    assert draft.source == worked and "t1" in draft.reasoning
+    retry = reasoner.write_reward(
+        RewardBrief(request="x", spec=spec, subtask=grasp, attempt=1, previous=worked, examples=[example])
+    )
+    assert retry.source != worked
+    apple_spec, apple_subs = rl_subtasks(reasoner, "pick up the apple")  # a scene without a cube
+    other = {k.replace("cube", "apple"): v for k, v in keys.items()}
+    brief = RewardBrief(request="x", spec=apple_spec, subtask=apple_subs[0], metrics=other, examples=[example])
+    assert reasoner.write_reward(brief).source == render("grasp", obj="apple")
 
 
 # determinism and isolation ------------------------------------------------------------------------------------------

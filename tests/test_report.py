@@ -83,6 +83,8 @@ def _full_run(run_dir: Path) -> Path:
                         "stop_reason": "target",
                         "error": None,
                         "reflection": "grasp reward & contact <helped>",
+                        "warm_start": "/old/run/best.pt",
+                        "warm_start_memory": "subtask-<7>",
                     }
                 ],
             },
@@ -97,6 +99,7 @@ def _full_run(run_dir: Path) -> Path:
         "node_path": ["recall", "propose", "check", "decompose", "write_reward", "train", "judge", "report"],
         "model_calls": {"critic": {"calls": 2, "input_tokens": 1500, "output_tokens": 300, "cost_usd": 0.0123}},
         "memories": ["lifting needs a <firm> grasp first"],
+        "examples": [{"id": "task-1", "request": "lift the <red> cube", "similarity": 0.91, "task_success_rate": 0.7}],
     }
     (run_dir / "collect").mkdir()
     (run_dir / "collect" / "rollout.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
@@ -132,6 +135,8 @@ def test_full_run_report(tmp_path: Path) -> None:
     assert "80%" in page and "120,000" in page and "5 min 0 s" in page
     assert "gpt-4o @ http://localhost:8000" in page and "$0.0123" in page
     assert "lifting needs a &lt;firm&gt; grasp first" in page
+    assert "started from the stored policy of memory subtask-&lt;7&gt;" in page
+    assert "lift the &lt;red&gt; cube (memory task-1, similarity 0.91, whole-task success 70%)" in page
     # sections in order
     marks = ["<h1>", "Scene versions", "<h2>Plan", "<h2>Training", "<h2>Rollout", "<h2>Node path", "memories"]
     positions = [page.index(m) for m in marks]

@@ -34,6 +34,11 @@ class TrainArgs(BaseModel):
     init_checkpoint: str | None = Field(
         default=None, description="A policy checkpoint of this subtask to continue from (warm start)."
     )
+    warm_candidates: list[str] = Field(
+        default_factory=list,
+        description="Without init_checkpoint: policies of similar past subtasks, best first; training starts "
+        "from the first whose observation and action sizes fit.",
+    )
 
 
 class CollectArgs(BaseModel):
@@ -74,6 +79,7 @@ def train_subtask(
     backend: str = "cpu",
     timeout_s: float = 3600.0,
     init_checkpoint: str | None = None,
+    warm_candidates: list[str] | None = None,
 ) -> tuple[str, dict]:
     """Train one rl subtask with PPO (only its active joints, its reward program, its budget) or measure
     a motion-planned or scripted one, from the previous subtask's end states; then evaluate it. Returns
@@ -91,6 +97,7 @@ def train_subtask(
             "eval_episodes": eval_episodes,
             "backend": backend,
             "init_checkpoint": init_checkpoint,
+            "warm_candidates": list(warm_candidates or []),
         },
         Path(out_dir),
         timeout_s,

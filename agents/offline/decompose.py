@@ -20,7 +20,7 @@ from dexforge.agents.schemas import DecomposeBrief, Decomposition
 from dexforge.home import DexforgeError
 from dexforge.policies.subtask import Budget, MotionGoal, Plan, SubtaskSpec
 from dexforge.sim.catalog import Catalog
-from dexforge.sim.spec import Held, Inside, Lifted, Moved, On, Opened, Reached, Rotated, TaskSpec
+from dexforge.sim.spec import Held, Inside, Lifted, Moved, On, Opened, Reached, Rotated, TaskSpec, load_yaml
 
 SPEED = 0.3  # m/s along motion-planned paths
 GRIP = 0.0  # rad of extra finger flexion while carrying a grasped object (0: no clear gain measured)
@@ -42,12 +42,34 @@ def decompose(brief: DecomposeBrief, catalog: Catalog) -> Decomposition:
     except (DexforgeError, KeyError, StopIteration) as exc:
         plan, why = plain_plan(brief.family, spec), f"The spec does not fit the {brief.family} plan ({exc}); "
         why += "one rl subtask on every joint with the family's reward template, as in the *.plain.yaml baselines."
+    reused = _reusable(brief)
+    if reused is not None:  # budgets are this run's to choose (the stored plan may carry a run's cap)
+        budgets = {sub.name: sub.budget for sub in plan.subtasks}
+        kept = [s.model_copy(update={"budget": budgets.get(s.name, s.budget)}) for s in reused[0].subtasks]
+        plan, why = reused[0].model_copy(update={"subtasks": kept}), reused[1]
     if brief.failure:
         base = brief.previous if brief.previous is not None and _fits(brief.previous, spec) else plan
         plan, changes = revise(base, brief.failure)
         why = f"Re-decomposed after: {brief.failure.strip()}. Changes: {'; '.join(changes)}. Base plan: {why}"
     plan.check_against(spec)
     return Decomposition(reasoning=why, plan=plan)
+
+
+def _reusable(brief: DecomposeBrief) -> tuple[Plan, str] | None:
+    """The plan of the most similar task that succeeded, when it is of the same family and fits this spec."""
+    for ex in brief.examples:
+        if ex.family != brief.family or not ex.plan_yaml:
+            continue
+        try:
+            plan = Plan.model_validate(load_yaml(ex.plan_yaml))
+        except (DexforgeError, ValueError):
+            continue
+        if _fits(plan, brief.spec):
+            rate = "n/a" if ex.task_success_rate is None else f"{ex.task_success_rate:.0%}"
+            why = f"The plan that worked for '{ex.request}' (whole-task success {rate}, memory {ex.id}) fits this scene"
+            why += "; reused with this run's budgets."
+            return plan, why
+    return None
 
 
 def _fits(plan: Plan, spec: TaskSpec) -> bool:

@@ -15,7 +15,7 @@ import ast
 import math
 
 from dexforge.agents.schemas import RewardBrief, RewardDraft
-from dexforge.policies.rewards.check import check_program
+from dexforge.policies.rewards.check import RewardCheckError, check_program
 from dexforge.policies.rewards.templates import TEMPLATES, render
 from dexforge.policies.subtask import SubtaskSpec
 from dexforge.sim.spec import Inside, Lifted, Moved, On, Opened, Reached, Rotated, TaskSpec, Touching
@@ -195,8 +195,32 @@ def _cap(w: float) -> float:
     return round(min(w, MAX_WEIGHT), 4)
 
 
+def remembered_reward(brief: RewardBrief) -> RewardDraft | None:
+    """The reward program that passed for this subtask in the most similar task that succeeded, on a
+    first attempt, when it only reads metrics this scene publishes."""
+    if brief.attempt > 0 or brief.error:
+        return None
+    for ex in brief.examples:
+        source = ex.rewards.get(brief.subtask.name)
+        if not source:
+            continue
+        try:
+            check_program(source, available_keys=list(brief.metrics) or None)
+        except RewardCheckError:
+            continue
+        why = (
+            f"The reward program that passed for '{brief.subtask.name}' in '{ex.request}' (memory {ex.id}, "
+            f"similarity {ex.similarity:.2f}), unchanged."
+        )
+        return RewardDraft(reasoning=why, subtask=brief.subtask.name, source=source)
+    return None
+
+
 def write_reward(brief: RewardBrief) -> RewardDraft:
     sub = brief.subtask
+    remembered = remembered_reward(brief)
+    if remembered is not None:
+        return remembered
     template, why_template = choose_template(sub)
     params = template_params(template, sub, brief.spec)
     defaults = dict(TEMPLATES[template].weights)
