@@ -18,6 +18,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dexforge.agents.faults import Fault
+
 ROLES: tuple[str, ...] = ("proposer", "critic", "decomposer", "reward_writer")
 Role = Literal["proposer", "critic", "decomposer", "reward_writer"]
 
@@ -83,6 +85,14 @@ class AgentContext(BaseModel):
         default=True, description="Recall similar past tasks for the roles and archive this run in the store."
     )
     mode: Literal["run", "chat"] = Field(default="run", description="chat: ask the user to approve the scene.")
+    faults: tuple[Fault, ...] = Field(
+        default=(), description="Faults to inject (eval suites; see agents/faults.py). None in normal use."
+    )
+    stop_after: Literal["check", "decompose"] | None = Field(
+        default=None,
+        description="End the run (archive and report) after this step: check (a checked scene) or decompose "
+        "(a plan, nothing trained). None: go through training and collection.",
+    )
 
     def model_for(self, role: str) -> ModelSettings:
         return self.models.get(role, ModelSettings())

@@ -18,12 +18,12 @@ from dexforge.sim.spec import load_yaml
 
 
 def _status(state: AgentState) -> str:
-    return state.get("status") if state.get("status") in ("succeeded", "failed") else "failed"
+    return state.get("status") if state.get("status") in ("succeeded", "failed", "stopped") else "failed"
 
 
 def archive(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """Successes and failures into the experience store, for later runs to recall and warm-start from."""
-    if not runtime.context.memory:
+    if not runtime.context.memory or state.get("status") == "stopped":  # a stopped run learnt nothing to keep
         return {"node_path": ["archive"]}
     try:
         ids = experience.archive(dict(state), summary(state, runtime.context), backend=runtime.context.backend)

@@ -34,6 +34,8 @@ def after_check(
     if verdict == "fail":
         return "archive"
     if verdict == "accept":
+        if state.get("status") == "stopped":  # stop_after="check"
+            return "archive"
         return "approve" if runtime.context.mode == "chat" else "decompose"
     raise ValueError(f"check ended with verdict {verdict!r}")
 
@@ -49,6 +51,11 @@ def next_subtask(state: AgentState) -> Literal["write_reward", "train", "collect
     if current >= len(plan.subtasks):
         return "collect"
     return "write_reward" if plan.subtasks[current].controller == "rl" else "train"
+
+
+def after_decompose(state: AgentState) -> Literal["write_reward", "train", "collect", "archive"]:
+    """The first subtask, or the end when the run was asked to stop after planning."""
+    return "archive" if state.get("status") == "stopped" else next_subtask(state)
 
 
 def after_judge(state: AgentState) -> Literal["write_reward", "train", "collect", "decompose", "archive"]:
@@ -84,7 +91,7 @@ builder.add_edge("recall", "propose")
 builder.add_edge("propose", "check")
 builder.add_conditional_edges("check", after_check)
 builder.add_conditional_edges("approve", after_approve)
-builder.add_conditional_edges("decompose", next_subtask)
+builder.add_conditional_edges("decompose", after_decompose)
 builder.add_edge("write_reward", "train")
 builder.add_edge("train", "judge")
 builder.add_conditional_edges("judge", after_judge)

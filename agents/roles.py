@@ -16,6 +16,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from dexforge.agents.context import AgentContext
+from dexforge.agents.faults import INJECTED, malformed_replies
 from dexforge.agents.schemas import (
     Critique,
     CritiqueBrief,
@@ -46,7 +47,9 @@ class RoleError(DexforgeError):
         self.role, self.reason, self.records = role, reason, records or []
 
 
-def _offline(role: str, brief: BaseModel, validate, max_invalid: int) -> tuple[BaseModel, list[dict]]:
+def _offline(
+    role: str, brief: BaseModel, validate, max_invalid: int, malformed: int = 0
+) -> tuple[BaseModel, list[dict]]:
     from dexforge.agents.offline import GroundingError, OfflineReasoner
 
     reasoner = OfflineReasoner()
@@ -55,6 +58,12 @@ def _offline(role: str, brief: BaseModel, validate, max_invalid: int) -> tuple[B
     error = None
     for attempt in range(max_invalid):
         t0 = time.time()
+        if attempt < malformed:  # an injected fault: this answer arrives as broken JSON
+            error = f"{INJECTED} the reply is not valid JSON: Expecting ',' delimiter: line 1 column 42"
+            records.append(_record(role, attempt, t0, error))
+            if "error" in type(brief).model_fields:
+                brief = brief.model_copy(update={"error": error})
+            continue
         try:
             answer = method(brief)
             if validate is not None:
@@ -97,7 +106,7 @@ def ask_role(
     """The role's answer to `brief` (validated by the schema and by `validate`) and the call records."""
     settings = ctx.model_for(role)
     if settings.backend == "offline":
-        return _offline(role, brief, validate, ctx.max_invalid)
+        return _offline(role, brief, validate, ctx.max_invalid, malformed_replies(ctx.faults, role))
     from dexforge.agents import llm, prompts
 
     schema = SCHEMAS[role][1]

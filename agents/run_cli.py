@@ -126,7 +126,7 @@ def _finish(result, as_json: bool, console: Console) -> None:
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
     else:
         _summary(console, result)
-    if result.status != "succeeded":
+    if result.status not in ("succeeded", "stopped"):
         raise typer.Exit(1)
 
 
@@ -144,6 +144,11 @@ WARM = typer.Option(
     "--warm-start/--no-warm-start",
     help="Start RL subtasks from the stored policy of the most similar subtask trained before (default on).",
 )
+STOP = typer.Option(
+    None,
+    "--stop-after",
+    help="End after 'check' (a checked scene) or 'decompose' (a plan); nothing is trained. Default: the whole run.",
+)
 JSON = typer.Option(False, "--json", help="Print one JSON object (status, run id, success rates, ...).")
 
 
@@ -159,6 +164,7 @@ def run(
     backend: str | None = BACKEND,
     memory: bool | None = MEMORY,
     warm_start: bool | None = WARM,
+    stop_after: str | None = STOP,
     as_json: bool = JSON,
 ) -> None:
     """Turn a request into a checked scene, a plan, rewards, trained policies, a dataset and a report.
@@ -170,6 +176,10 @@ def run(
     from dexforge.agents import runner
 
     ctx = _context(envs, budget, episodes, critic_rounds, retries, video, render, backend, memory, warm_start)
+    if stop_after:
+        if stop_after not in ("check", "decompose"):
+            raise typer.BadParameter(f"'{stop_after}': use check or decompose", param_hint="--stop-after")
+        ctx = AgentContext.model_validate({**ctx.model_dump(), "stop_after": stop_after})
     console = Console(stderr=as_json)
     console.print("models: " + ", ".join(f"{r} = {ctx.model_for(r).label}" for r in ctx.models))
     progress = Progress(console)

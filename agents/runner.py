@@ -108,8 +108,11 @@ def resume(
 
 
 def _drive(run_dir: Path, ctx: AgentContext, inputs: Any, on_event: OnEvent | None) -> RunResult:
+    from dexforge.tools.common import TOOL_CALLS
+
     meta = load_run(run_dir)
     config = _config(meta["run_id"])
+    token = TOOL_CALLS.set(lambda call: log_event(run_dir, "tool_call", **call))
     with compiled(run_dir) as graph:
         try:
             for mode, chunk in graph.stream(
@@ -119,6 +122,8 @@ def _drive(run_dir: Path, ctx: AgentContext, inputs: Any, on_event: OnEvent | No
                     on_event(mode, chunk)
         except Exception as exc:
             return _fail(graph, config, run_dir, ctx, exc)
+        finally:
+            TOOL_CALLS.reset(token)
         snapshot = graph.get_state(config)
     state = dict(snapshot.values)
     if snapshot.next:  # stopped at an interrupt (chat approval)
@@ -134,6 +139,8 @@ def _fail(graph, config: dict, run_dir: Path, ctx: AgentContext, exc: Exception)
     from dexforge.agents.report import write_report
 
     state = dict(graph.get_state(config).values)
+    # the calls of a role that never answered validly count too (tokens, cost, invalid answers)
+    state["model_calls"] = [*state.get("model_calls", []), *getattr(exc, "records", [])]
     reason = f"{type(exc).__name__}: {exc}"
     state.update(status="failed", reason=reason)
     log_event(run_dir, "run_failed", reason=reason)
@@ -141,7 +148,8 @@ def _fail(graph, config: dict, run_dir: Path, ctx: AgentContext, exc: Exception)
     (run_dir / "summary.json").write_text(json.dumps(data, indent=2, default=str))
     write_report(run_dir)
     try:
-        experience.archive(state, data)
+        if ctx.memory:
+            experience.archive(state, data, backend=ctx.backend)
     except DexforgeError as archive_exc:
         log_event(run_dir, "archive_failed", error=str(archive_exc))
     return RunResult(load_run(run_dir)["run_id"], run_dir, "failed", state)

@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import TypeAdapter
 
-from dexforge.agents import experience
+from dexforge.agents import experience, faults
 from dexforge.agents.context import AgentContext
 from dexforge.agents.corrections import apply_corrections
 from dexforge.agents.roles import ask_role
@@ -136,6 +136,10 @@ def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     images = [Path(p) for p in checked["renders"].values()] if ctx.render else []
     critique, calls = ask_role("critic", brief, ctx, images=images, validate=validate)
     assert isinstance(critique, Critique)
+    if (forced := faults.forced_verdict(ctx.faults, rounds)) is not None:
+        finding = f"{faults.INJECTED} the critic's verdict in round {rounds + 1} is forced to '{forced.verdict}'"
+        critique = Critique(findings=[finding], corrections=[], verdict=forced.verdict)
+        log_event(state["run_dir"], "fault", fault="critic_verdict", round=rounds, verdict=forced.verdict)
     verdict = critique.verdict
     if verdict == "revise" and rounds >= ctx.max_critic_rounds:
         verdict = "accept"  # out of rounds: train the scene as it is, and say so
@@ -148,6 +152,12 @@ def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         update["critic_round"] = rounds + 1
         update["pending"] = [c.model_dump(mode="json") for c in critique.corrections]
         update["critique_feedback"] = "The critic asked for changes: " + "; ".join(critique.findings)
+    elif verdict == "accept" and ctx.stop_after == "check":
+        update["status"] = "stopped"
+        update["reason"] = "stopped after the scene check, as asked (stop_after=check)"
+    elif verdict == "fail":
+        update["status"] = "failed"
+        update["reason"] = "the critic judged the scene unusable: " + "; ".join(critique.findings)
     return update
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from langgraph.runtime import Runtime
 
+from dexforge.agents import faults
 from dexforge.agents.context import AgentContext
 from dexforge.agents.roles import ask_role
 from dexforge.agents.runs import log_event, rel
@@ -21,7 +22,7 @@ from dexforge.agents.schemas import DecomposeBrief, Decomposition, RewardBrief, 
 from dexforge.agents.state import AgentState, Attempt
 from dexforge.policies.subtask import Plan
 from dexforge.sim.spec import TaskSpec, load_yaml
-from dexforge.tools.common import ToolFailed, call_tool, progress
+from dexforge.tools.common import CRASH_JOBS, ToolFailed, call_tool, progress
 from dexforge.tools.sim_tools import metric_keys
 from dexforge.tools.train_tools import check_reward, train_subtask
 from dexforge.tools.train_tools import collect as collect_tool
@@ -75,7 +76,9 @@ def decompose(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
             passed[new.name] = state["passed"][old.name]
     log_event(state["run_dir"], "plan", version=len(plans), reasoning=answer.reasoning, kept=list(passed))
     progress(event="plan", subtasks=[s.name for s in plan.subtasks])
+    stop = {"status": "stopped", "reason": "stopped after planning, as asked (stop_after=decompose)"}
     return {
+        **(stop if ctx.stop_after == "decompose" else {}),
         "plan_yaml": plan.to_yaml(),
         "plans": plans,
         "passed": passed,
@@ -120,6 +123,9 @@ def write_reward(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
 
     draft, calls = ask_role("reward_writer", brief, ctx, validate=validate)
     assert isinstance(draft, RewardDraft)
+    if faults.reward_raises(ctx.faults, sub.name, len(history)):
+        draft = draft.model_copy(update={"source": faults.RAISING_REWARD})
+        log_event(state["run_dir"], "fault", fault="reward_raises", subtask=sub.name, attempt=len(history))
     subs = [s.model_copy(update={"reward": draft.source}) if s.name == sub.name else s for s in plan.subtasks]
     plan = plan.model_copy(update={"subtasks": subs})
     log_event(state["run_dir"], "reward", subtask=sub.name, attempt=len(history), reasoning=draft.reasoning)
@@ -158,7 +164,14 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     else:
         if out_dir.exists():  # a run killed mid-training: keep its files aside, start this attempt afresh
             out_dir.rename(out_dir.with_name(f"{out_dir.name}.interrupted-{int(time.time())}"))
+        crash = faults.worker_crash(ctx.faults, sub.name, len(history))
+        token = CRASH_JOBS.set(frozenset({"train_subtask"}) if crash else frozenset())
         try:
+            if faults.train_fails(ctx.faults, sub.name, len(history)):
+                log_event(state["run_dir"], "fault", fault="train_fails", subtask=sub.name, attempt=len(history))
+                raise ToolFailed("train_subtask", f"{faults.INJECTED} training '{sub.name}' failed")
+            if crash:
+                log_event(state["run_dir"], "fault", fault="worker_crash", subtask=sub.name, attempt=len(history))
             value = call_tool(
                 train_subtask,
                 spec_yaml=state["spec_yaml"],
@@ -176,6 +189,8 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         except ToolFailed as exc:
             value = None
             attempt.update(error=exc.message, success_rate=0.0, env_steps=0, stop_reason="error")
+        finally:
+            CRASH_JOBS.reset(token)
     if value is not None:
         rs = value.get("reward_stats") or {}
         attempt.update(

@@ -37,6 +37,7 @@ class Job(BaseModel):
     run_dir: str = Field(description="Folder for the job's files (log, request, result).")
     timeout_s: float = Field(default=3600.0, gt=0, description="Wall-clock limit; the worker is killed after it.")
     id: str = Field(default_factory=lambda: uuid.uuid4().hex[:8])
+    crash: bool = Field(default=False, description="Abort the worker as it starts (an eval suite's injected fault).")
 
 
 class JobResult(BaseModel):

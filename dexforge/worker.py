@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -12,6 +13,8 @@ def main(request_path: str, result_path: str) -> int:
     from dexforge.jobs import JOBS, Job, JobResult
 
     job = Job.model_validate_json(Path(request_path).read_text())
+    if job.crash:  # an injected fault: die as a crashing simulator would, with no result written
+        os.abort()
     module_name, func_name = JOBS[job.kind].split(":")
     try:
         func = getattr(importlib.import_module(module_name), func_name)

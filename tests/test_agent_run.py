@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from openai_server import ScriptedOpenAI, image_urls
 
 from dexforge.agents import runner
 from dexforge.agents.context import AgentContext, ModelSettings
 from dexforge.agents.experience import subtask_text
+from dexforge.evals.scripted import ScriptedOpenAI, image_urls
 from dexforge.memory.records import SubtaskRecord
 from dexforge.memory.store import ExperienceStore
 from dexforge.policies.ppo import checkpoint_misfit

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from openai_server import ScriptedOpenAI
 
 from dexforge.agents import graph as G
 from dexforge.agents import runner
-from dexforge.agents.cli import main
 from dexforge.agents.context import AgentContext, ModelSettings
 from dexforge.agents.runs import RunNotFound, create_run, find_run, new_run_id
+from dexforge.cli import main
+from dexforge.evals.scripted import ScriptedOpenAI
 from dexforge.tools import all_tools
 from dexforge.tools.common import ToolFailed, call_tool
 from dexforge.tools.sim_tools import describe_metrics, find_assets, validate_spec

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import dexforge.sim
-from dexforge.agents.cli import main
+from dexforge.cli import main
 from dexforge.sim.spec import TaskSpec
 
 EXAMPLES = Path(dexforge.sim.__file__).parent / "examples"

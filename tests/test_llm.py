@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from langgraph.graph import END, START, StateGraph
-from openai_server import ScriptedOpenAI, image_urls
 from typing_extensions import TypedDict
 
 import dexforge.sim
@@ -30,6 +29,7 @@ from dexforge.agents.schemas import (
     RewardDraft,
     TaskProposal,
 )
+from dexforge.evals.scripted import ScriptedOpenAI, image_urls
 from dexforge.policies.rewards.templates import render
 from dexforge.policies.subtask import SubtaskSpec
 from dexforge.sim.spec import TaskSpec

@@ -28,7 +28,7 @@ def test_every_package_folder_is_installed_under_dexforge():
 
 def test_only_dexforge_is_top_level():
     dist = metadata.distribution("dexforge")
-    assert dist.entry_points.select(group="console_scripts")["dexforge"].value == "dexforge.agents.cli:main"
+    assert dist.entry_points.select(group="console_scripts")["dexforge"].value == "dexforge.cli:main"
     import dexforge.agents
     import dexforge.sim
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dexforge.agents.cli import main
+from dexforge.cli import main
 
 PLAN = """
 task: lift_cube

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool, ToolException
+
+CRASH_JOBS: ContextVar[frozenset[str]] = ContextVar("dexforge_crash_jobs", default=frozenset())
+"""Job kinds whose worker aborts as it starts (an eval suite's worker_crash fault, set by the train node)."""
+
+TOOL_CALLS: ContextVar[Callable[[dict], None] | None] = ContextVar("dexforge_tool_calls", default=None)
+"""Where `call_tool` reports each call (the runner logs them to the run's events for eval suites)."""
+
+
+def _brief_args(args: dict) -> dict:
+    """Tool arguments as recorded: long texts (specs, plans, programs) shortened to their size."""
+    return {k: (f"<{len(v)} characters>" if isinstance(v, str) and len(v) > 200 else v) for k, v in args.items()}
 
 
 def progress(**event) -> None:
@@ -32,7 +45,9 @@ def run_worker(kind: str, args: dict, run_dir: Path, timeout_s: float, hint: str
             except json.JSONDecodeError:
                 return
 
-    result = run_job(Job(kind=kind, args=args, run_dir=str(run_dir), timeout_s=timeout_s), on_line=on_line)
+    crash = CRASH_JOBS.get()
+    job = Job(kind=kind, args=args, run_dir=str(run_dir), timeout_s=timeout_s, crash=kind in crash)
+    result = run_job(job, on_line=on_line)
     if not result.ok:
         kind_text = f"{result.error_type}: " if result.error_type else ""
         raise ToolException(f"{kind} failed ({kind_text}{result.error}); {hint}. Log: {result.log}")
@@ -56,7 +71,11 @@ def call_tool(tool: BaseTool, **args) -> dict:
     message = tool.invoke(call)
     if not isinstance(message, ToolMessage):
         raise TypeError(f"tool {tool.name} answered {type(message).__name__}, not a ToolMessage")
-    if message.status == "error" or message.artifact is None:
+    failed = message.status == "error" or message.artifact is None
+    if (record := TOOL_CALLS.get()) is not None:
+        error = str(message.content)[:500] if failed else None
+        record({"name": tool.name, "args": _brief_args(args), "ok": not failed, "error": error})
+    if failed:
         raise ToolFailed(tool.name, str(message.content))
     return message.artifact
 

@@ -1,4 +1,5 @@
-"""A scripted OpenAI-compatible chat-completions server on 127.0.0.1 for tests of the model path.
+"""A scripted OpenAI-compatible chat-completions server on 127.0.0.1: the eval suites' scripted backend, and
+the model path's tests.
 
     with ScriptedOpenAI({"critic": [critique, '{"broken', lambda body: {...}]}) as server:
         settings = ModelSettings(backend="openai", base_url=server.base_url, model="scripted")

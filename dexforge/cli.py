@@ -13,6 +13,7 @@ import typer
 
 from dexforge import __version__
 from dexforge.agents import run_cli
+from dexforge.evals import cli as eval_cli
 from dexforge.memory import cli as memory_cli
 from dexforge.policies import cli as policy_cli
 from dexforge.sim.cli import app as sim_app
@@ -30,7 +31,7 @@ app.command("chat")(run_cli.chat)
 app.add_typer(memory_cli.app, name="memory")
 app.add_typer(sim_app, name="sim")
 app.command("train")(policy_cli.train)
-app.command("eval")(policy_cli.evaluate)
+app.command("eval")(eval_cli.evaluate)
 app.add_typer(policy_cli.dataset_app, name="dataset")
 
 
@@ -54,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     from dexforge.home import DexforgeError
 
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # click returns typer.Exit's code here
+        if isinstance(code, int):
+            return code
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
