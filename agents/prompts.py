@@ -14,11 +14,11 @@ from collections.abc import Iterable
 import yaml
 from pydantic import BaseModel
 
-from dexforge.agents.schemas import CritiqueBrief, DecomposeBrief, ProposeBrief, RewardBrief
+from dexforge.agents.schemas import CritiqueBrief, DecomposeBrief, InventBrief, ProposeBrief, RewardBrief
 from dexforge.policies.rewards.templates import TEMPLATES
 from dexforge.sim.catalog import Catalog, default_catalog
 
-Brief = ProposeBrief | CritiqueBrief | DecomposeBrief | RewardBrief
+Brief = ProposeBrief | CritiqueBrief | DecomposeBrief | RewardBrief | InventBrief
 REJECTED = "Your last answer was rejected"
 
 _WORLD = """\
@@ -64,6 +64,20 @@ Rules:
 {_WORLD}
 
 {_PREDICATES}
+
+{_ANSWER}"""
+
+INVENTOR = f"""\
+You are the dexforge proposer.
+Tonight you invent tasks for an unattended batch: requests a person could have typed, each one
+sentence, for a dexterous hand on a table, grounded in the asset catalog in the message.
+
+Rules:
+- Spread the batch over the task families (lift, place, rotate, open, push), the catalog's objects
+  and their uses; vary heights, angles, distances and containers.
+- Do not repeat, or closely reword, any request listed under "Already held": the batch is scored by
+  how diverse it is.
+- Only tasks the hand can do from a table with the catalog's objects; no tools it cannot hold.
 
 {_ANSWER}"""
 
@@ -249,6 +263,15 @@ def render_brief(brief: Brief, *, catalog: Catalog | None = None) -> str:
                     _section("Similar past tasks", _bullets(brief.memories)),
                     _section("Current proposal", _yaml(brief.previous) if brief.previous else None),
                     _section("Requested change", brief.amendment),
+                    _section("Asset catalog", catalog_table(catalog)),
+                    _section(REJECTED, brief.error),
+                ]
+            )
+        case InventBrief():
+            return _join(
+                [
+                    _section("Invent", f"{brief.count} new request(s)."),
+                    _section("Already held", _bullets(brief.avoid)),
                     _section("Asset catalog", catalog_table(catalog)),
                     _section(REJECTED, brief.error),
                 ]

@@ -22,6 +22,8 @@ from dexforge.agents.schemas import (
     CritiqueBrief,
     DecomposeBrief,
     Decomposition,
+    InventBrief,
+    Invention,
     ProposeBrief,
     RewardBrief,
     RewardDraft,
@@ -53,7 +55,7 @@ def _offline(
     from dexforge.agents.offline import GroundingError, OfflineReasoner
 
     reasoner = OfflineReasoner()
-    method = getattr(reasoner, SCHEMAS[role][2])
+    method = getattr(reasoner, "invent" if isinstance(brief, InventBrief) else SCHEMAS[role][2])
     records: list[dict] = []
     error = None
     for attempt in range(max_invalid):
@@ -109,9 +111,9 @@ def ask_role(
         return _offline(role, brief, validate, ctx.max_invalid, malformed_replies(ctx.faults, role))
     from dexforge.agents import llm, prompts
 
-    schema = SCHEMAS[role][1]
+    schema = Invention if isinstance(brief, InventBrief) else SCHEMAS[role][1]
     system = {
-        "proposer": prompts.PROPOSER,
+        "proposer": prompts.INVENTOR if isinstance(brief, InventBrief) else prompts.PROPOSER,
         "critic": prompts.CRITIC,
         "decomposer": prompts.DECOMPOSER,
         "reward_writer": prompts.REWARD_WRITER,

@@ -118,6 +118,22 @@ class ProposeBrief(_Model):
     error: str | None = Field(default=None, description="Why the last answer was rejected.")
 
 
+class InventBrief(_Model):
+    """Overnight: invent new tasks (the proposer's other job)."""
+
+    count: int = Field(ge=1, le=50, description="How many new requests to invent.")
+    avoid: list[str] = Field(
+        default_factory=list, description="Requests already in memory or in this batch: invent something else."
+    )
+    seed: int = Field(default=0, description="Seed for whatever is drawn at random.")
+    error: str | None = Field(default=None, description="Why the last answer was rejected.")
+
+
+class Invention(_Model):
+    reasoning: str = Field(description="Why these tasks: what they add to what is already held.")
+    requests: list[str] = Field(description="New requests, each one sentence a user could have typed.")
+
+
 class CritiqueBrief(_Model):
     request: str
     spec: TaskSpec

@@ -12,7 +12,7 @@ import sys
 import typer
 
 from dexforge import __version__
-from dexforge.agents import run_cli
+from dexforge.agents import batch_cli, run_cli
 from dexforge.evals import cli as eval_cli
 from dexforge.memory import cli as memory_cli
 from dexforge.policies import cli as policy_cli
@@ -28,6 +28,7 @@ app = typer.Typer(
 app.command("run")(run_cli.run)
 app.command("resume")(run_cli.resume)
 app.command("chat")(run_cli.chat)
+app.command("overnight")(batch_cli.overnight)
 app.add_typer(memory_cli.app, name="memory")
 app.add_typer(sim_app, name="sim")
 app.command("train")(policy_cli.train)

@@ -19,6 +19,8 @@ from dexforge.agents.schemas import (
     CritiqueBrief,
     DecomposeBrief,
     Decomposition,
+    InventBrief,
+    Invention,
     ProposeBrief,
     RewardBrief,
     RewardDraft,
@@ -93,6 +95,18 @@ class OfflineReasoner:
 
     def write_reward(self, brief: RewardBrief) -> RewardDraft:
         return write_reward(brief)
+
+    def invent(self, brief: InventBrief) -> Invention:
+        from dexforge.agents.offline.invent import invent
+
+        def groundable(text: str) -> bool:
+            try:
+                parse_request(text, self.catalog, None)
+            except GroundingError:
+                return False
+            return True
+
+        return invent(brief, self.catalog, groundable)
 
 
 def _summary(intent: Intent, rel: str) -> str:
