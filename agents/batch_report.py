@@ -25,7 +25,6 @@ CAUSES: list[tuple[str, str]] = [
     (r"wall-time budget", "stopped at its wall-time budget"),
     (r"names no action|no catalog object|cannot ground", "request not understood"),
     (r"no valid answer after", "a role gave no valid answer"),
-    (r"critic judged the scene unusable", "scene judged unusable by the critic"),
     (r"could not be built or checked|check_scene failed", "scene could not be built or checked"),
     (r"crash|exit code|SIGABRT|signal", "a process crashed"),
     (r"NaN|non-finite", "simulation became non-finite (NaN)"),

@@ -5,7 +5,7 @@ the same way after `dexforge resume`, and is decided from the state alone (a cri
 number), never from a counter that a crash would lose. Kinds:
 
 - `critic_verdict`: the critic's answer in its first `times` rounds is replaced by `verdict` (revise or
-  fail) with a finding that says it was injected; any backend.
+  accept) with a finding that says it was injected; any backend.
 - `malformed_reply`: in every question to `role`, the first `times` answers count as malformed (not
   valid JSON) and are asked again with that error, as a model's would be; offline backend (a scripted
   endpoint scripts its malformed replies itself).
@@ -47,7 +47,7 @@ class Fault(BaseModel):
     )
     attempt: int = Field(default=0, ge=0, description="The subtask's attempt it applies to (0: the first).")
     times: int = Field(default=1, ge=1, le=20, description="critic_verdict, malformed_reply: how many times.")
-    verdict: Literal["revise", "fail"] = Field(default="revise", description="critic_verdict: the verdict forced.")
+    verdict: Literal["revise", "accept"] = Field(default="revise", description="critic_verdict: the verdict forced.")
 
 
 def _for_subtask(faults: tuple[Fault, ...], kind: str, subtask: str, attempt: int) -> Fault | None:

@@ -155,9 +155,6 @@ def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     elif verdict == "accept" and ctx.stop_after == "check":
         update["status"] = "stopped"
         update["reason"] = "stopped after the scene check, as asked (stop_after=check)"
-    elif verdict == "fail":
-        update["status"] = "failed"
-        update["reason"] = "the critic judged the scene unusable: " + "; ".join(critique.findings)
     return update
 
 
