@@ -31,6 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dexforge.home import DexforgeError, home
+from dexforge.jobs import child_env
 
 LOG_CAP = 2_000_000
 BATCH_FILE = "batch.json"
@@ -229,7 +230,7 @@ def run_task(batch: Batch, task: TaskEntry, on_tick: Callable[[], None] | None =
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=child_env(PYTHONUNBUFFERED="1"),
         )
         budget_end = time.time() + batch.settings.task_timeout_s
         while proc.poll() is None and time.time() < budget_end:

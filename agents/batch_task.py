@@ -16,7 +16,9 @@ def main(batch_dir: str, index: str) -> int:
     from dexforge.agents import runner
     from dexforge.agents.batch import BATCH_FILE, Batch
     from dexforge.agents.context import AgentContext
+    from dexforge.jobs import die_with_parent
 
+    die_with_parent()
     batch = Batch.model_validate_json((Path(batch_dir) / BATCH_FILE).read_text())
     task = batch.tasks[int(index)]
     ctx = AgentContext.from_env(**batch.settings.agent)

@@ -70,7 +70,7 @@ def run_job(job: Job, on_line: Callable[[str], None] | None = None) -> JobResult
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: a timeout kills its children too
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=child_env(PYTHONUNBUFFERED="1"),
         )
         timed_out = False
         try:
@@ -108,6 +108,33 @@ def run_job(job: Job, on_line: Callable[[str], None] | None = None) -> JobResult
     )
 
 
+PARENT_ENV = "DEXFORGE_PARENT_PID"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child process that must not outlive this one (see die_with_parent)."""
+    return {**os.environ, PARENT_ENV: str(os.getpid()), **extra}
+
+
+def die_with_parent() -> None:
+    """Have the kernel kill this process when the process that started it dies (Linux; elsewhere a no-op).
+
+    Workers and overnight task processes run in their own sessions so that a timeout can kill their
+    whole group; this keeps a `kill -9` of the parent (a run, a batch) from leaving them running on."""
+    expected = os.environ.get(PARENT_ENV)
+    if not sys.platform.startswith("linux") or not expected:
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(expected):  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def _pump(proc: subprocess.Popen, log, on_line: Callable[[str], None], deadline: float) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -138,6 +165,7 @@ def selftest_job(mode: str = "ok", seconds: float = 0.0) -> dict:
     if mode == "raise":
         raise ValueError("selftest asked to fail")
     if mode == "sleep":
+        print(f"selftest sleeping pid={os.getpid()}", flush=True)
         time.sleep(seconds)
     if mode == "segfault":
         os.kill(os.getpid(), signal.SIGSEGV)

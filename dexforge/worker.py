@@ -10,8 +10,9 @@ from pathlib import Path
 
 
 def main(request_path: str, result_path: str) -> int:
-    from dexforge.jobs import JOBS, Job, JobResult
+    from dexforge.jobs import JOBS, Job, JobResult, die_with_parent
 
+    die_with_parent()
     job = Job.model_validate_json(Path(request_path).read_text())
     if job.crash:  # an injected fault: die as a crashing simulator would, with no result written
         os.abort()

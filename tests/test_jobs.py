@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from dexforge.jobs import Job, run_job
@@ -46,3 +51,30 @@ def test_a_hanging_job_is_killed_at_its_timeout(tmp_path):
 def test_unknown_kinds_are_refused(tmp_path):
     result = run_job(Job(kind="rm_rf", run_dir=str(tmp_path)))
     assert not result.ok and "unknown job kind" in result.error
+
+
+def test_a_worker_dies_with_the_process_that_started_it(tmp_path):
+    code = (
+        "from dexforge.jobs import Job, run_job;"
+        f"run_job(Job(kind='selftest', args={{'mode': 'sleep', 'seconds': 120}}, run_dir={str(tmp_path)!r}))"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    worker = None
+    deadline = time.time() + 60
+    while worker is None and time.time() < deadline:
+        for log in tmp_path.glob("job-selftest-*.log"):
+            found = re.search(r"pid=(\d+)", log.read_text())
+            worker = int(found.group(1)) if found else None
+        time.sleep(0.2)
+    assert worker is not None, "the worker never started"
+    parent.send_signal(signal.SIGKILL)  # the parent alone, as `kill -9 PID` would
+    parent.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError("the worker outlived the process that started it")
