@@ -46,7 +46,7 @@ def overnight(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the invented tasks.")] = 0,
     task_timeout: Annotated[float, typer.Option("--task-timeout", help="Wall seconds per task, then stopped.")] = 3600,
     budget: Annotated[int | None, typer.Option("--budget", help="Cap on each RL subtask's env steps.")] = None,
-    envs: Annotated[int | None, typer.Option("--envs", help="Parallel envs per task (default 64).")] = None,
+    envs: Annotated[int | None, typer.Option("--envs", help="Parallel envs per task (default 128).")] = None,
     retries: Annotated[int | None, typer.Option("--retries", help="Reward rewrites per failed subtask.")] = None,
     stop_after: Annotated[
         str | None, typer.Option("--stop-after", help="Each task ends after 'check' or 'decompose'.")

@@ -130,7 +130,7 @@ def _finish(result, as_json: bool, console: Console) -> None:
         raise typer.Exit(1)
 
 
-ENVS = typer.Option(None, "--envs", help="Parallel envs for training and evaluation (default 64).")
+ENVS = typer.Option(None, "--envs", help="Parallel envs for training and evaluation (default 128).")
 BUDGET = typer.Option(None, "--budget", help="Cap on each RL subtask's env steps (default: the plan's).")
 EPISODES = typer.Option(None, "--episodes", help="Evaluation episodes (default 64).")
 ROUNDS = typer.Option(None, "--critic-rounds", help="Critic revise rounds at most (default 3).")

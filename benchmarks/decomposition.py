@@ -7,7 +7,7 @@ For the lift task (Shadow hand, a cube) and the place task (cube into a bowl), r
 with the same RL env-step budget, and prints JSON: whole-task success rate (chained, from the initial
 layout, fixed seed), env steps, env steps at which training first reached 50% success, wall time.
 Target: decomposed >= 60% on both and >= 3x plain. Usage:
-  python benchmarks/decomposition.py [--budget 150000] [--envs 64] [--tasks lift place]
+  python benchmarks/decomposition.py [--budget 150000] [--envs 128] [--tasks lift place]
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _mean(values: list) -> float:
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=600_000, help="RL env steps per variant")
-    parser.add_argument("--envs", type=int, default=64)
+    parser.add_argument("--envs", type=int, default=128)
     parser.add_argument("--episodes", type=int, default=64, help="evaluation episodes per variant")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     parser.add_argument("--variants", nargs="+", default=["plain", "decomposed"], choices=["plain", "decomposed"])

@@ -16,7 +16,7 @@ pass rate, the env steps spent in all, and the evaluated success. About 15 minut
 Prints one JSON object on stdout. Targets: search p95 < 25 ms at 10k; the second run needs at most
 half the env steps of the first to reach the pass rate. Usage:
   python benchmarks/memory.py [--sizes 1000 10000] [--queries 200] [--embedders hashing minilm]
-                              [--request "lift the cube"] [--envs 64] [--no-warm-start] [--no-latency]
+                              [--request "lift the cube"] [--envs 128] [--no-warm-start] [--no-latency]
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def main() -> dict:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--embedders", nargs="+", default=["hashing", "minilm"])
     parser.add_argument("--request", default="lift the cube", help="The request run twice for the warm start.")
-    parser.add_argument("--envs", type=int, default=64, help="Parallel envs of the warm-start runs.")
+    parser.add_argument("--envs", type=int, default=128, help="Parallel envs of the warm-start runs.")
     parser.add_argument("--budget", type=int, default=None, help="Cap on each rl subtask's env steps.")
     parser.add_argument("--no-warm-start", action="store_true", help="Only the retrieval latency.")
     parser.add_argument("--no-latency", action="store_true", help="Only the warm start.")

@@ -2,7 +2,7 @@
 
 Prints JSON: env-steps/s of HandEnv.step with random actions (raw), of PPO training (acting,
 stepping, reward program, memory, updates), and their ratio. Target: training keeps >= 60% of raw.
-Usage: python benchmarks/train_throughput.py [--envs 64] [--iterations 20]
+Usage: python benchmarks/train_throughput.py [--envs 128] [--iterations 20]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--envs", type=int, default=64)
+    parser.add_argument("--envs", type=int, default=128)
     parser.add_argument("--iterations", type=int, default=20, help="PPO iterations (16 steps each)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the PPO update uses them)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved raw/PPO pairs; the best of each counts")

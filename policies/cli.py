@@ -20,7 +20,7 @@ def train(
     spec: Annotated[Path, typer.Argument(help="Task spec YAML.")],
     plan: Annotated[Path, typer.Argument(help="Plan YAML: the subtasks (see policies/examples/).")],
     budget: Annotated[int | None, typer.Option(help="Env steps per RL subtask (overrides the plan).")] = None,
-    envs: Annotated[int, typer.Option(help="Parallel environments.")] = 64,
+    envs: Annotated[int, typer.Option(help="Parallel environments.")] = 128,
     episodes: Annotated[int, typer.Option(help="Evaluation episodes per subtask and for the whole task.")] = 64,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Run folder; default a new one in the runs dir.")

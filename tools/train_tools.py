@@ -27,7 +27,7 @@ class TrainArgs(BaseModel):
     index: int = Field(ge=0, description="Which subtask of the plan to train or measure (0-based).")
     out_dir: str = Field(description="Folder for this attempt's files.")
     start_states: str | None = Field(default=None, description="end_states.pt of the previous subtask.")
-    n_envs: int = Field(default=64, ge=1, description="Parallel envs.")
+    n_envs: int = Field(default=128, ge=1, description="Parallel envs.")
     eval_episodes: int = Field(default=64, ge=1, description="Evaluation episodes.")
     backend: str = Field(default="cpu", description="Genesis backend: cpu or gpu.")
     timeout_s: float = Field(default=3600.0, gt=0, description="Most seconds the job may take.")
@@ -46,7 +46,7 @@ class CollectArgs(BaseModel):
     plan_yaml: str
     out_dir: str
     checkpoints: dict[str, str] = Field(default_factory=dict, description="rl subtask name -> policy checkpoint.")
-    n_envs: int = 64
+    n_envs: int = 128
     eval_episodes: int = 64
     video: bool = True
     backend: str = "cpu"
@@ -74,7 +74,7 @@ def train_subtask(
     index: int,
     out_dir: str,
     start_states: str | None = None,
-    n_envs: int = 64,
+    n_envs: int = 128,
     eval_episodes: int = 64,
     backend: str = "cpu",
     timeout_s: float = 3600.0,
@@ -116,7 +116,7 @@ def collect(
     plan_yaml: str,
     out_dir: str,
     checkpoints: dict[str, str] | None = None,
-    n_envs: int = 64,
+    n_envs: int = 128,
     eval_episodes: int = 64,
     video: bool = True,
     backend: str = "cpu",
