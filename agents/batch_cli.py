@@ -34,7 +34,9 @@ def _view(batch) -> Group:
 
 
 def overnight(
-    hours: Annotated[float, typer.Option("--hours", help="Start no task after this long.")] = 8.0,
+    hours: Annotated[
+        float | None, typer.Option("--hours", help="Start no task after this long (default 8; on --resume: from now).")
+    ] = None,
     max_tasks: Annotated[int | None, typer.Option("--max-tasks", min=1, help="Stop after this many tasks.")] = None,
     request: Annotated[
         list[str] | None, typer.Option("--request", "-r", help="A request to run first (repeatable).")
@@ -70,8 +72,9 @@ def overnight(
     console = Console(stderr=as_json)
     if resume:
         batch = load_batch(resume)
-        if hours != 8.0:  # an explicit --hours on resume moves the deadline
+        if hours is not None:  # an explicit --hours on resume moves the deadline
             batch.deadline = time.time() + hours * 3600
+            batch.save()
         console.print(f"resuming batch {batch.batch_id} ({len(batch.tasks)} task(s) so far)")
     else:
         given = list(request or [])
@@ -88,7 +91,7 @@ def overnight(
 
         AgentContext.from_env(**agent)  # bad settings fail here, before anything runs
         settings = BatchSettings(
-            hours=hours,
+            hours=8.0 if hours is None else hours,
             max_tasks=max_tasks,
             requests=given,
             invent=invent,
