@@ -32,6 +32,10 @@ def test_context_resolves_explicit_over_environment_over_default():
     assert ctx.model_for("critic").vision and not ctx.model_for("proposer").vision
     assert ctx.n_envs == 16
     assert AgentContext.from_env(env, n_envs=4).n_envs == 4  # an explicit argument wins
+    assert AgentContext.from_env({}).warm_start and AgentContext.from_env({}).memory
+    quiet = AgentContext.from_env({"DEXFORGE_WARM_START": "0", "DEXFORGE_USE_MEMORY": "false"})
+    assert not quiet.warm_start and not quiet.memory
+    assert AgentContext.from_env({"DEXFORGE_WARM_START": "0"}, warm_start=True).warm_start
     with pytest.raises(ValueError):
         AgentContext(max_retries=-1)
 
