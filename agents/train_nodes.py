@@ -157,7 +157,8 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     init = str(Path(state["run_dir"]) / learnt[-1]["checkpoint"]) if learnt else None
     attempt["warm_start"] = rel(state["run_dir"], init) if init else None
     # otherwise from the stored policy of the most similar subtask trained before, if one fits
-    remembered = _remembered(state, sub) if init is None and sub.controller == "rl" and ctx.warm_start else []
+    wanted = init is None and sub.controller == "rl" and ctx.warm_start and ctx.memory  # --no-memory: no recall
+    remembered = _remembered(state, sub) if wanted else []
     if done_file.exists():  # finished before the process died: use it, train nothing again
         value = json.loads(done_file.read_text())
         log_event(state["run_dir"], "train_reused", subtask=sub.name, attempt=len(history))
