@@ -32,7 +32,7 @@ the palm centre. The palm reaches x, y in [-0.6, 0.6] and z in [0, 0.8]."""
 _PREDICATES = """\
 Success predicates (all must hold at once): lifted(object, height m), inside(object, container),
 on(object, surface), rotated(object, axis x|y|z, angle deg, tolerance deg), opened(object, joint,
-fraction of range), touching(object, min_fingers), held(object, duration s: grasped, off the
+fraction of range), touching(object, min_fingers, parts such as [thumb]), held(object, duration s: grasped, off the
 ground), reached(object, offset m = palm centre minus object centre, tolerance m), moved(object,
 offset m = displacement of the object's centre since the episode began, z ignored; tolerance m in xy:
 e.g. a push). Predicates name objects by their instance name (`name`, or the asset id when no name is

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from dexforge.sim import hand as H
 from dexforge.sim.catalog import Catalog, default_catalog
 from dexforge.sim.rotations import quat_apply, quat_conj, quat_mul, twist_angle
 from dexforge.sim.spec import Held, Inside, Lifted, Moved, On, Opened, Reached, Rotated, TaskSpec, Touching
@@ -78,8 +79,12 @@ def opened(obj: str, joint_index: int, lower: float, upper: float, fraction: flo
     return fn
 
 
-def touching(obj: str, min_fingers: int) -> PredicateFn:
-    return lambda m: m[f"{obj}.n_contacts"] >= min_fingers
+def touching(obj: str, min_fingers: int, parts: list[int] | None = None) -> PredicateFn:
+    """At least `min_fingers` hand parts touch `obj`, and every part in `parts` (indices into the
+    contacts table: thumb, index, middle, ring, little, palm) is among them."""
+    if not parts:
+        return lambda m: m[f"{obj}.n_contacts"] >= min_fingers
+    return lambda m: (m[f"{obj}.n_contacts"] >= min_fingers) & m[f"{obj}.contacts"][:, parts].all(dim=-1)
 
 
 def held(obj: str, duration: float) -> PredicateFn:
@@ -130,7 +135,8 @@ def compile_predicates(spec: TaskSpec, catalog: Catalog | None = None) -> list[P
             lower, upper = asset.articulation[i].range_at(spec.object_spec(pred.object).scale)
             fns.append(opened(pred.object, i, lower, upper, pred.fraction))
         elif isinstance(pred, Touching):
-            fns.append(touching(pred.object, pred.min_fingers))
+            parts = [H.CONTACT_PARTS.index(p) for p in pred.parts]
+            fns.append(touching(pred.object, max(pred.min_fingers, len(parts)), parts))
         elif isinstance(pred, Held):
             fns.append(held(pred.object, pred.duration))
         elif isinstance(pred, Reached):

@@ -107,6 +107,10 @@ class Opened(_Predicate):
 class Touching(_Predicate):
     kind: Literal["touching"] = "touching"
     min_fingers: int = Field(default=1, ge=1, le=6, description="Fingers (and palm) in contact, at least.")
+    parts: list[Literal["thumb", "index", "middle", "ring", "little", "palm"]] = Field(
+        default_factory=list,
+        description="Hand parts that must all be among them, e.g. [thumb] for a grasp with the thumb opposing.",
+    )
 
 
 class Held(_Predicate):

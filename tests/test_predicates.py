@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 from scipy.spatial.transform import Rotation
 
 from dexforge.sim.predicates import compile_predicates, evaluate, held, lifted, moved, touching
@@ -67,6 +68,21 @@ def test_touching() -> None:
     m = {"ball.n_contacts": torch.tensor([0, 1, 2, 6])}
     assert only(spec, m) == [False, False, True, True]
     assert touching("ball", 1)(m).tolist() == [False, True, True, True]
+
+
+def test_touching_with_named_parts_needs_each_of_them() -> None:
+    # thumb, index, middle, ring, little, palm: a palm-and-little pinch, a thumb-index pinch, the thumb alone,
+    # and a thumb-and-palm push
+    contacts = torch.tensor(
+        [[0, 0, 0, 0, 1, 1], [1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 1]], dtype=torch.bool
+    )
+    m = {"cube.contacts": contacts, "cube.n_contacts": contacts.sum(-1)}
+    thumb = Touching(object="cube", parts=["thumb"], min_fingers=2)
+    assert only(TaskSpec(objects=[ObjectSpec(asset="cube")], success=[thumb]), m) == [False, True, False, True]
+    both = Touching(object="cube", parts=["thumb", "index"])  # two named parts: at least two in contact
+    assert only(TaskSpec(objects=[ObjectSpec(asset="cube")], success=[both]), m) == [False, True, False, False]
+    with pytest.raises(ValidationError):
+        Touching(object="cube", parts=["wrist"])
 
 
 def test_held() -> None:
