@@ -113,8 +113,12 @@ You split a task into an ordered plan of subtasks, each with one controller:
   = palm centre minus object centre, or `lift` m straight up); for approach and transport.
 - rl: a policy is trained with PPO for the contact-rich part (grasp, in-hand rotation, push);
   give `reward_template` and `reward_params` (the reward-writer may replace it later); freeze what it
-  need not move (`active`: e.g. fingers only, wrist frozen) and use `lift_test` to prove a grasp.
+  need not move (`active`: e.g. fingers only, wrist frozen) and use `lift_test` (with `lift_test_hold`
+  steps of the palm kept up after the rise) to prove a grasp.
 - scripted: open_hand, close_hand, power_grasp or hold.
+- dexgen: a trained DexGen model (`dexforge dexgen train`) moves the fingers while the wrist holds, to keep
+  an object in hand safely (`dexgen: {mode: hold|rotate, fingertip_offset: [x, y, z] m per step, strength}`);
+  only when such a model exists, never for release.
 
 Rules:
 - Subtask names are unique identifiers; every subtask has success predicates that say when it is

@@ -77,7 +77,7 @@ def _policies(env: HandEnv, plan: Plan, checkpoints: dict[str, str]) -> dict:
             if sub.name not in checkpoints:
                 raise ValueError(f"subtask '{sub.name}' is rl but has no checkpoint")
             _segment(env, sub, reset=False)
-            policies[sub.name] = load_policy(env, Path(checkpoints[sub.name]), deterministic=False)
+            policies[sub.name] = load_policy(env, Path(checkpoints[sub.name]))  # in its measured mode
     return policies
 
 

@@ -381,11 +381,29 @@ def _checkpoint(agent, run_dir: Path, iteration: int, history: list, env_steps: 
     return path
 
 
+def _mode_file(checkpoint: Path) -> Path:
+    return Path(checkpoint).with_suffix(".mode.json")
+
+
+def save_action_mode(checkpoint: Path, deterministic: bool, rates: dict[str, float] | None = None) -> None:
+    """Record how a checkpoint acts best (mean or sampled actions), as measured; `load_policy` reads it."""
+    _mode_file(checkpoint).write_text(json.dumps({"deterministic": deterministic, "measured": rates or {}}))
+
+
+def action_mode(checkpoint: Path) -> bool:
+    """The recorded mode of a checkpoint (`save_action_mode`); sampled actions, as trained, if none."""
+    path = _mode_file(checkpoint)
+    return bool(json.loads(path.read_text())["deterministic"]) if path.exists() else False
+
+
 def load_policy(
-    env: HandEnv, checkpoint: Path, cfg: PPOConfig | None = None, *, deterministic: bool = True
+    env: HandEnv, checkpoint: Path, cfg: PPOConfig | None = None, *, deterministic: bool | None = None
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """act(obs) -> actions from a checkpoint: the mean action, or a sample from the Gaussian policy as it
-    was trained (`deterministic=False`); observations are normalised with the saved running statistics."""
+    """act(obs) -> actions from a checkpoint: the mean action (`deterministic=True`) or a sample from the
+    Gaussian policy as it was trained (`False`); `None` uses the mode recorded with the checkpoint
+    (`save_action_mode`), else samples. Observations are normalised with the saved running statistics."""
+    if deterministic is None:
+        deterministic = action_mode(checkpoint)
     cfg = cfg or PPOConfig(**_saved_config(checkpoint))
     wrapped = SkrlHandEnv(env, lambda m: (torch.zeros(env.num_envs), {}))
     agent = build_agent(wrapped, cfg, Path(checkpoint).parent / "eval")

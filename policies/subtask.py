@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dexforge.home import DexforgeError
 from dexforge.sim.spec import Predicate, TaskSpec, describe_validation_error, load_yaml
 
-ControllerKind = Literal["motion_plan", "rl", "scripted"]
+ControllerKind = Literal["motion_plan", "rl", "scripted", "dexgen"]
 Vec3 = tuple[float, float, float]
 
 
@@ -60,9 +60,23 @@ class MotionGoal(_Model):
     )
 
 
+class DexGenUse(_Model):
+    """A `dexgen` subtask: DexGen moves the fingers (the wrist holds), by itself or after a coarse command."""
+
+    model: str | None = Field(
+        default=None, description="DexGen bundle (dexgen.pt); default $DEXFORGE_HOME/dexgen/default/dexgen.pt."
+    )
+    mode: Literal["hold", "rotate", "release"] = Field(default="hold", description="The intent given to DexGen.")
+    fingertip_offset: Vec3 | None = Field(
+        default=None,
+        description="Coarse command: every fingertip moves by this much (m, palm frame) per step; None: no command.",
+    )
+    strength: float = Field(default=1.0, ge=0.0, le=1000.0, description="Guidance strength toward the command.")
+
+
 class SubtaskSpec(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Short identifier, unique in the plan.")
-    controller: ControllerKind = Field(description="motion_plan, rl or scripted.")
+    controller: ControllerKind = Field(description="motion_plan, rl, scripted or dexgen.")
     active: tuple[str, ...] = Field(
         default=("all",), description="Joint groups (wrist, fingers, thumb, index, ...) or joint names it drives."
     )
@@ -74,6 +88,10 @@ class SubtaskSpec(_Model):
     script: Literal["open_hand", "close_hand", "power_grasp", "hold"] | None = Field(
         default=None, description="What a scripted subtask does."
     )
+    dexgen: DexGenUse | None = Field(
+        default=None,
+        description="How a dexgen subtask uses the DexGen model (the fingers; the wrist holds); None: defaults.",
+    )
     action_mode: Literal["delta", "absolute"] = Field(
         default="delta", description="rl: actions move targets by steps (delta) or set them in the joint range."
     )
@@ -84,7 +102,14 @@ class SubtaskSpec(_Model):
         description="rl with a frozen wrist: raise the palm this much (m) over the last `lift_test_steps` steps "
         "of every episode, in training and in use, so that success (e.g. `lifted`) means a grasp that holds.",
     )
-    lift_test_steps: int = Field(default=20, ge=1, le=500, description="Steps of the lift test.")
+    lift_test_steps: int = Field(default=20, ge=1, le=500, description="Steps of the lift test's rise.")
+    lift_test_hold: int = Field(
+        default=0,
+        ge=0,
+        le=500,
+        description="Steps at the end of the episode, after the rise, with the palm kept up: a grasp that only "
+        "carries the object while the palm accelerates drops it here (success is judged at the end).",
+    )
     episode_length: int = Field(default=150, ge=1, le=100_000, description="Control steps per episode.")
     target_success: float = Field(default=0.8, gt=0.0, le=1.0, description="RL stops early at this success rate.")
     budget: Budget = Field(default_factory=Budget)
@@ -100,6 +125,11 @@ class SubtaskSpec(_Model):
             raise ValueError(f"subtask '{self.name}': a motion_plan subtask needs a `goal`")
         if self.controller == "scripted" and self.script is None:
             raise ValueError(f"subtask '{self.name}': a scripted subtask needs a `script`")
+        if self.lift_test and self.lift_test_steps + self.lift_test_hold >= self.episode_length:
+            raise ValueError(
+                f"subtask '{self.name}': the lift test ({self.lift_test_steps} steps rising + {self.lift_test_hold} "
+                f"held) must leave time to grasp within episode_length {self.episode_length}"
+            )
         return self
 
 

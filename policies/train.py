@@ -47,6 +47,10 @@ class SubtaskOutcome:
     """The checkpoint rl training started from (a retry's last attempt, or a stored similar policy)."""
     warm_start_skipped: list[str] = field(default_factory=list)
     """Candidate checkpoints that did not fit, each with why."""
+    deterministic: bool | None = None
+    """rl: whether the policy acts with its mean action (else samples, as in training); measured."""
+    selection: dict[str, float] = field(default_factory=dict)
+    """rl: success over one batch of episodes per checkpoint and action mode, from which it was chosen."""
     history: list[dict] = field(default_factory=list)
 
 
@@ -71,13 +75,19 @@ def make_controller(sub: SubtaskSpec, act=None):
         return MotionPlanController(sub.goal)
     if sub.controller == "scripted":
         return ScriptedController(sub.script)
+    if sub.controller == "dexgen":
+        from dexforge.policies.dexgen.assist import dexgen_controller
+        from dexforge.policies.subtask import DexGenUse
+
+        return dexgen_controller(sub.dexgen or DexGenUse(), steps=sub.episode_length)
     if act is None:
         raise ValueError(f"subtask '{sub.name}' is rl: it needs a trained policy")
     return PolicyController(act, pre_step=lift_test_hook(sub))
 
 
 def lift_test_hook(sub: SubtaskSpec):
-    """The scripted lift test of an rl subtask: the palm's height target rises in the last steps."""
+    """The scripted lift test of an rl subtask: the palm's height target rises over `lift_test_steps` steps
+    that end `lift_test_hold` steps before the episode does, then stays up."""
     if not sub.lift_test:
         return None
     per_step = sub.lift_test / sub.lift_test_steps
@@ -87,11 +97,38 @@ def lift_test_hook(sub: SubtaskSpec):
             raise ValueError(f"subtask '{sub.name}': a lift test needs the floating wrist (wrist_z)")
         if "wrist_z" in env.active_joints:
             raise ValueError(f"subtask '{sub.name}': a lift test needs the wrist frozen, but wrist_z is active")
-        rising = env.episode_step >= env.episode_length - sub.lift_test_steps
+        end = env.episode_length - sub.lift_test_hold
+        rising = (env.episode_step >= end - sub.lift_test_steps) & (env.episode_step < end)
         col = env.joint_names.index("wrist_z")
         env.targets[rising, col] = env.targets[rising, col] + per_step
 
     return hook
+
+
+def _select_policy(env: HandEnv, sub: SubtaskSpec, trained) -> tuple[Path, bool, dict[str, float]]:
+    """The checkpoint (best seen in training, last) and action mode (sampled, mean) that succeed most
+    over one batch of episodes from the start states; the choice is saved with the checkpoint, and the
+    reported evaluation runs on fresh episodes after it. Training's own success rate is over sampled
+    actions, and the mean action of a Gaussian policy can do better or worse than its samples."""
+    from dexforge.policies.ppo import load_policy, save_action_mode
+
+    paths = list(dict.fromkeys(p for p in (trained.best_checkpoint, trained.checkpoint) if p is not None))
+    rates: dict[str, float] = {}
+    best: tuple[float, Path, bool] | None = None
+    for path in paths:
+        for deterministic in (False, True):
+            _segment(env, sub, reset=True)
+            act = load_policy(env, path, deterministic=deterministic)
+            _segment(env, sub, reset=True)
+            with torch.no_grad():
+                ok, _ = _run(env, make_controller(sub, act), sub)
+            rate = float(ok.float().mean())
+            rates[f"{Path(path).name}:{'mean' if deterministic else 'sampled'}"] = round(rate, 4)
+            if best is None or rate > best[0]:
+                best = (rate, Path(path), deterministic)
+    _, chosen, deterministic = best
+    save_action_mode(chosen, deterministic, rates)
+    return chosen, deterministic, rates
 
 
 def reward_program(sub: SubtaskSpec) -> str:
@@ -208,9 +245,10 @@ def train_subtask(
             init=init,
         )
         outcome.env_steps, outcome.stop_reason = trained.env_steps, trained.stop_reason
-        chosen = trained.best_checkpoint or trained.checkpoint
-        outcome.checkpoint, outcome.history = str(chosen), trained.history
-        act = load_policy(env, chosen, deterministic=False)
+        outcome.history = trained.history
+        chosen, deterministic, outcome.selection = _select_policy(env, sub, trained)
+        outcome.checkpoint, outcome.deterministic = str(chosen), deterministic
+        act = load_policy(env, chosen, deterministic=deterministic)
     controller = make_controller(sub, act)
     successes: list[EnvState] = []
     episodes = 0
@@ -268,7 +306,7 @@ def train_plan(
             from dexforge.policies.ppo import load_policy
 
             _segment(env, sub, reset=False)
-            policies[sub.name] = load_policy(env, Path(outcome.checkpoint), deterministic=False)
+            policies[sub.name] = load_policy(env, Path(outcome.checkpoint))  # in its measured mode
         if progress is not None:
             progress({"subtask": sub.name, "event": "done", "success_rate": outcome.success_rate})
         if start is None:

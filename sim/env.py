@@ -343,14 +343,22 @@ class HandEnv:
         actions = torch.nan_to_num(actions, nan=0.0).clamp(-1.0, 1.0)
         self.prev_actions = self.actions
         self.actions = actions
+        self.targets = self.targets_for(actions)
+        return self._advance()
+
+    def targets_for(self, actions: torch.Tensor) -> torch.Tensor:
+        """(N, D) the joint targets `step(actions)` would set (actions clamped to [-1, 1]), without stepping."""
+        actions = torch.nan_to_num(torch.as_tensor(actions, dtype=torch.float32, device=self.device), nan=0.0)
+        actions = actions.clamp(-1.0, 1.0)
         cols = self.active_idx
         if self.action_mode == "delta":
             new = self.targets[:, cols] + actions * self._step_size[cols]
         else:
             lo, hi = self.lower[cols], self.upper[cols]
             new = lo + (actions + 1.0) * 0.5 * (hi - lo)
-        self.targets[:, cols] = torch.maximum(torch.minimum(new, self.upper[cols]), self.lower[cols])
-        return self._advance()
+        targets = self.targets.clone()
+        targets[:, cols] = torch.maximum(torch.minimum(new, self.upper[cols]), self.lower[cols])
+        return targets
 
     def step_targets(self, targets: torch.Tensor) -> StepResult:
         """Advance with absolute targets for all robot joints (N, D): for planned and scripted controllers."""

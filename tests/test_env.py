@@ -64,6 +64,14 @@ def test_frozen_joints_hold_while_active_ones_move(finger_env):
     q1 = env.metrics["joint_pos"]
     assert (q1[:, frozen] - q0[:, frozen]).abs().max() < 2e-3
     assert (q1[:, active] - q0[:, active]).abs().max() > 0.1
+    # targets_for: what a step would set, without stepping (out-of-range actions are clamped as in step)
+    actions = torch.rand(N, env.num_actions, generator=gen) * 4 - 2
+    before, step = env.targets.clone(), env.episode_step.clone()
+    preview = env.targets_for(actions)
+    assert torch.equal(env.targets, before) and torch.equal(env.episode_step, step)
+    assert torch.equal(preview[:, frozen], before[:, frozen]) and not torch.equal(preview[:, active], before[:, active])
+    env.step(actions)
+    assert torch.equal(env.targets, preview)
 
 
 def test_reset_randomises_object_pose_within_bounds(finger_env):

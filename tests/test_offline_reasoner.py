@@ -329,9 +329,9 @@ def test_redecomposition_changes_the_failed_subtask(reasoner):
         )
     )
     old, new = first.plan.subtasks, again.plan.subtasks
-    assert (new[1].episode_length, new[1].budget.env_steps) == (105, 1_200_000)
+    assert (new[1].episode_length, new[1].budget.env_steps) == (135, 1_200_000)
     assert (new[0], new[2]) == (old[0], old[2])
-    assert "grasp: episode 70 -> 105" in again.reasoning
+    assert "grasp: episode 90 -> 135" in again.reasoning
     approach = reasoner.decompose(
         DecomposeBrief(request="x", family="lift", spec=proposal.spec, failure="approach never reached the cube")
     ).plan.subtasks[0]
@@ -429,7 +429,7 @@ def test_a_remembered_reward_is_reused_on_a_first_attempt_only_when_its_metrics_
         "cube.start_pos": "",
         "cube.contact_force": "",
     }
-    keys |= {"cube.grasped": "", "hand_closure": "", "actions": "", "success": ""}
+    keys |= {"cube.grasped": "", "cube.lift": "", "hand_closure": "", "actions": "", "success": ""}
     draft = reasoner.write_reward(RewardBrief(request="x", spec=spec, subtask=grasp, metrics=keys, examples=[example]))
     assert draft.source == worked and "t1" in draft.reasoning
     retry = reasoner.write_reward(

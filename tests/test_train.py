@@ -111,3 +111,8 @@ def test_the_lift_test_raises_the_frozen_wrist_at_the_end_of_an_episode():
     with pytest.raises(ValueError, match="needs the wrist frozen"):
         hook(env)
     assert lift_test_hook(sub.model_copy(update={"lift_test": None})) is None
+    # with a hold, the rise ends that many steps before the episode does
+    env.active_joints, env.targets = ["wrist_x"], torch.zeros(4, 3)
+    env.episode_step = torch.tensor([3, 4, 7, 8])
+    lift_test_hook(sub.model_copy(update={"lift_test_hold": 2}))(env)
+    assert env.targets[:, 2].tolist() == pytest.approx([0.0, 0.02, 0.02, 0.0])

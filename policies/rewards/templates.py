@@ -115,8 +115,9 @@ TEMPLATES: dict[str, RewardTemplate] = {
         ),
         _template(
             "grasp",
-            "Close the thumb and fingers around the object so that it is held (thumb or palm plus a finger).",
-            (_OBJ,),
+            "Close the thumb and fingers around the object so that it is held (thumb or palm plus a finger) and "
+            "rises with the palm in a lift test.",
+            (_OBJ, Param("height", "number", 0.08, "The lift test's rise, m: the object rising with it pays.")),
             {"K_TIP": 10.0, "K_MOVE": 10.0, "F_GRIP": 150.0},
             (
                 _TIPS,
@@ -129,6 +130,7 @@ TEMPLATES: dict[str, RewardTemplate] = {
                 "contact": (1.0, "(0.5 * c[:, 0] + 0.5 * c[:, 1:5].mean(-1))"),
                 "grasp": (2.0, 'm["{obj}.grasped"].float()'),
                 "squeeze": (1.0, 'grip * m["{obj}.grasped"].float()'),
+                "carry": (2.0, 'torch.clamp(m["{obj}.lift"] / HEIGHT, 0.0, 1.0) * m["{obj}.grasped"].float()'),
                 "closure": (1.0, 'm["hand_closure"] * (c.sum(-1) > 0).float()'),
                 "object_stability": (0.5, "torch.exp(-K_MOVE * moved)"),
             },
@@ -191,6 +193,19 @@ TEMPLATES: dict[str, RewardTemplate] = {
                 "no_contact": (1.0, '(1 - m["{obj}.contacts"].float().mean(-1))'),
                 "goal_distance": (1.0, "torch.exp(-K_XY * xy)"),
                 "object_stability": (1.0, f"torch.exp(-K_SPEED * {_SPEED})"),
+            },
+        ),
+        _template(
+            "hold",
+            "Keep the held object in the hand, off the ground and steady, while the wrist moves and turns.",
+            (_OBJ,),
+            {"K_PALM": 10.0, "K_SPIN": 0.5},
+            ('held = m["{obj}.grasped"].float()',),
+            {
+                "grasp": (2.0, "held"),
+                "aloft": (1.0, '(1.0 - m["{obj}.on_ground"].float())'),
+                "near_palm": (1.0, 'torch.exp(-K_PALM * m["{obj}.palm_dist"])'),
+                "object_stability": (0.5, f"torch.exp(-K_SPIN * {_SPIN})"),
             },
         ),
         _template(
