@@ -16,7 +16,7 @@ import torch
 
 from dexforge.policies.dexgen.config import DexGenConfig
 from dexforge.policies.dexgen.diffusion import NoiseSchedule, ddim_sample
-from dexforge.policies.dexgen.model import InverseDynamics, KeypointDiffusion
+from dexforge.policies.dexgen.model import ForwardKinematics, InverseDynamics, KeypointDiffusion
 from dexforge.policies.dexgen.processing import Normalizer
 
 FORMAT = "dexforge.dexgen"
@@ -38,6 +38,8 @@ class DexGen:
         self.cfg = cfg
         self.diffusion = diffusion or KeypointDiffusion(cfg)
         self.inverse_dynamics = inverse_dynamics or InverseDynamics(cfg)
+        self.forward_kinematics = ForwardKinematics(cfg)
+        """Joint positions -> palm-frame keypoints, for commands implied by joint targets (`implied_motion`)."""
         self.normalizers = normalizers or {name: Normalizer() for name in NORMALIZERS}
         missing = set(NORMALIZERS) - set(self.normalizers)
         if missing:
@@ -94,6 +96,13 @@ class DexGen:
         target_n, _ = self.inverse_dynamics(cond_n, motion_n)
         return self.normalizers["target"].unnormalize(target_n), self.normalizers["motion"].unnormalize(motion_n)
 
+    @torch.inference_mode()
+    def implied_motion(self, targets_from: torch.Tensor, targets_to: torch.Tensor) -> torch.Tensor:
+        """(B, motion_dim) the keypoint motion (m) a change of finger targets implies, as a command: every
+        future step of the horizon gets FK(to) - FK(from) (the targets are reached within a step or two)."""
+        delta = self.forward_kinematics(targets_to.float()) - self.forward_kinematics(targets_from.float())
+        return delta.repeat(1, self.cfg.horizon)
+
     def save(self, path: str | Path, provenance: dict[str, Any]) -> Path:
         """Write one torch file; provenance (data, seeds, code version...) must be JSON-able."""
         try:
@@ -108,6 +117,7 @@ class DexGen:
             "config": self.cfg.to_dict(),
             "diffusion": self.diffusion.state_dict(),
             "inverse_dynamics": self.inverse_dynamics.state_dict(),
+            "forward_kinematics": self.forward_kinematics.state_dict(),
             "normalizers": {name: n.state_dict() for name, n in self.normalizers.items()},
             "provenance": provenance,
         }
@@ -133,5 +143,7 @@ class DexGen:
         bundle = cls(cfg, normalizers={k: Normalizer().load_state_dict(v) for k, v in payload["normalizers"].items()})
         bundle.diffusion.load_state_dict(payload["diffusion"])
         bundle.inverse_dynamics.load_state_dict(payload["inverse_dynamics"])
+        if "forward_kinematics" in payload:
+            bundle.forward_kinematics.load_state_dict(payload["forward_kinematics"])
         bundle.provenance = payload.get("provenance", {})
         return bundle

@@ -6,6 +6,7 @@ targets (B, J) are normalised per feature by processing.Normalizer before they r
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -143,3 +144,32 @@ def inverse_dynamics_loss(
     z = (target - mean.detach()) * torch.exp(-log_std)
     nll = (0.5 * z.square() + log_std).mean() + 0.5 * math.log(2 * math.pi)
     return mse + nll, {"mse": float(mse.detach()), "nll": float(nll.detach())}
+
+
+class ForwardKinematics(nn.Module):
+    """MLP from finger joint positions (B, J) to the keypoints in the palm frame (B, K*3), with its own input
+    and output statistics as buffers. It turns a policy's joint-target change into the keypoint motion it
+    implies (the command DexGen is guided by): FK(new targets) - FK(old targets)."""
+
+    def __init__(self, cfg: DexGenConfig, hidden: int = 128, layers: int = 3) -> None:
+        super().__init__()
+        dims = [cfg.n_joints] + [hidden] * layers
+        mods: list[nn.Module] = []
+        for a, b in itertools.pairwise(dims):
+            mods += [nn.Linear(a, b), nn.Mish()]
+        self.net = nn.Sequential(*mods, nn.Linear(hidden, cfg.n_keypoints * 3))
+        for name, size in (("q_mean", cfg.n_joints), ("q_std", cfg.n_joints), ("k_mean", cfg.n_keypoints * 3)):
+            self.register_buffer(name, torch.zeros(size) if "mean" in name else torch.ones(size))
+        self.register_buffer("k_std", torch.ones(cfg.n_keypoints * 3))
+
+    def fit_stats(self, q: torch.Tensor, keypoints: torch.Tensor) -> None:
+        self.q_mean.copy_(q.mean(0))
+        self.q_std.copy_(q.std(0).clamp_min(1e-3))
+        self.k_mean.copy_(keypoints.mean(0))
+        self.k_std.copy_(keypoints.std(0).clamp_min(1e-4))
+
+    def normalized(self, q: torch.Tensor) -> torch.Tensor:
+        return self.net((q - self.q_mean) / self.q_std)
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        return self.normalized(q) * self.k_std + self.k_mean

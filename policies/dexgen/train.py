@@ -32,7 +32,7 @@ def fit(
 ) -> tuple[DexGen, list[dict[str, float]]]:
     """Train a new bundle (or continue `init`, keeping its normalisers) on make_windows output.
 
-    Returns the bundle and one dict per epoch: {"epoch", "diffusion", "inverse_mse", "inverse_nll"} (mean
+    Returns the bundle and one dict per epoch: {"epoch", "diffusion", "inverse_mse", "inverse_nll", "fk_mse"} (mean
     losses over the epoch's batches, normalised units); `log` is called with each dict as it completes.
     """
     missing = [k for k in DATA_KEYS if k not in data]
@@ -56,14 +56,25 @@ def fit(
     target = bundle.normalizers["target"].normalize(data["target"].float())
     mode = data["mode"].long()
 
+    # forward kinematics from the newest state of each window: its keypoints and joint positions
+    k3, j = cfg.n_keypoints * 3, cfg.n_joints
+    last = data["cond"][:, -cfg.state_dim :].float()
+    fk_q, fk_k = last[:, k3 : k3 + j], last[:, :k3]
+    fk = bundle.forward_kinematics
+    if init is None:
+        fk.fit_stats(fk_q, fk_k)
+    fk_target = (fk_k - fk.k_mean) / fk.k_std
+
     diff, inv = bundle.diffusion, bundle.inverse_dynamics
     opt_d = torch.optim.AdamW(diff.parameters(), lr=lr, weight_decay=weight_decay)
     opt_i = torch.optim.AdamW(inv.parameters(), lr=lr, weight_decay=weight_decay)
+    opt_f = torch.optim.AdamW(fk.parameters(), lr=lr, weight_decay=weight_decay)
     diff.train()
     inv.train()
+    fk.train()
     history: list[dict[str, float]] = []
     for epoch in range(epochs):
-        sums = {"diffusion": 0.0, "inverse_mse": 0.0, "inverse_nll": 0.0}
+        sums = {"diffusion": 0.0, "inverse_mse": 0.0, "inverse_nll": 0.0, "fk_mse": 0.0}
         batches = 0
         for idx in torch.randperm(n, generator=gen).split(batch_size):
             loss_d = diffusion_loss(diff, motion[idx], cond[idx], mode[idx], gen, schedule=bundle.schedule)
@@ -74,6 +85,11 @@ def fit(
             opt_i.zero_grad(set_to_none=True)
             loss_i.backward()
             opt_i.step()
+            loss_f = torch.nn.functional.mse_loss(fk.normalized(fk_q[idx]), fk_target[idx])
+            opt_f.zero_grad(set_to_none=True)
+            loss_f.backward()
+            opt_f.step()
+            sums["fk_mse"] += float(loss_f.detach())
             sums["diffusion"] += float(loss_d.detach())
             sums["inverse_mse"] += parts["mse"]
             sums["inverse_nll"] += parts["nll"]
@@ -84,4 +100,5 @@ def fit(
             log(row)
     diff.eval()
     inv.eval()
+    fk.eval()
     return bundle, history
