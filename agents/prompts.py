@@ -117,7 +117,7 @@ You split a task into an ordered plan of subtasks, each with one controller:
   steps of the palm kept up after the rise) to prove a grasp.
 - scripted: open_hand, close_hand, power_grasp or hold.
 - dexgen: a trained DexGen model (`dexforge dexgen train`) moves the fingers while the wrist holds, to keep
-  an object in hand safely (`dexgen: {mode: hold|rotate, fingertip_offset: [x, y, z] m per step, strength}`);
+  an object in hand safely (`dexgen: {{mode: hold|rotate, fingertip_offset: [x, y, z] m per step, strength}}`);
   only when such a model exists, never for release.
 
 Rules:

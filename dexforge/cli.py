@@ -16,6 +16,7 @@ from dexforge.agents import batch_cli, run_cli
 from dexforge.evals import cli as eval_cli
 from dexforge.memory import cli as memory_cli
 from dexforge.policies import cli as policy_cli
+from dexforge.policies.dexgen import cli as dexgen_cli
 from dexforge.sim.cli import app as sim_app
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(sim_app, name="sim")
 app.command("train")(policy_cli.train)
 app.command("eval")(eval_cli.evaluate)
 app.add_typer(policy_cli.dataset_app, name="dataset")
+app.add_typer(dexgen_cli.app, name="dexgen")
 
 
 def _version(value: bool) -> None:

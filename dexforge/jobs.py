@@ -27,6 +27,10 @@ JOBS: dict[str, str] = {
     "check_scene": "dexforge.sim.jobs:check_scene_job",
     "train_subtask": "dexforge.policies.jobs:train_subtask_job",
     "collect": "dexforge.policies.jobs:collect_job",
+    "dexgen_collect": "dexforge.policies.dexgen.jobs:collect_job",
+    "dexgen_train": "dexforge.policies.dexgen.jobs:train_job",
+    "dexgen_eval": "dexforge.policies.dexgen.jobs:eval_job",
+    "dexgen_assist": "dexforge.policies.dexgen.jobs:assist_job",
     "selftest": "dexforge.jobs:selftest_job",
 }
 

@@ -24,6 +24,10 @@ from dexforge.sim.spec import Held, TaskSpec
 
 MODES = {"hold": 0, "rotate": 1, "release": 2}
 """Mode labels (DexGenConfig.n_modes = 3): the data's intent, given to the diffusion model."""
+ACTION_MODE = "delta"
+"""The experts' actions move the finger targets by steps from the held grasp (an untrained policy keeps it,
+and PPO learns to hold in 100k steps); with absolute targets PPO had learnt nothing after 100k steps (the
+grasp opens at the first action). Corrupting a step-wise action makes the fingers drift."""
 PICK_STEPS = 260  # grasp_and_lift: hover 40, descend 50, close 80, lift 60, then 30 steps holding still
 
 
@@ -88,6 +92,7 @@ def configure_hold(env: HandEnv, start: EnvState, cfg: ExpertConfig, obj: str) -
         success=[Held(object=obj, duration=max(cfg.episode_s - 0.2, 0.1))],
         episode_length=steps,
         auto_reset=True,
+        action_mode=ACTION_MODE,
         reset=True,
     )
 

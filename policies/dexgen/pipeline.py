@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from dexforge.policies.dexgen.collect import WristMotion, WristMotionConfig, collect, object_held, save_dataset
-from dexforge.policies.dexgen.experts import MODES, ExpertConfig, held_start, make_env, train_hold_expert
+from dexforge.policies.dexgen.experts import ACTION_MODE, MODES, ExpertConfig, held_start, make_env, train_hold_expert
 from dexforge.sim.env import EnvState, HandEnv
 
 Log = Callable[[str], None]
@@ -40,7 +40,14 @@ def _load_expert(env: HandEnv, folder: Path, deterministic: bool | None):
 def _ready(env: HandEnv, start: EnvState, steps: int) -> None:
     """Envs at the held starts, fingers active, no success predicate, episodes as long as the run."""
     env.set_start_states(start)
-    env.configure(active=("fingers",), success=[], episode_length=steps + 1, auto_reset=False, reset=True)
+    env.configure(
+        active=("fingers",),
+        success=[],
+        episode_length=steps + 1,
+        auto_reset=False,
+        action_mode=ACTION_MODE,
+        reset=True,
+    )
 
 
 def train_experts(out: Path, assets: Sequence[str], *, n_envs: int, cfg: ExpertConfig, log: Log = _quiet) -> list[dict]:

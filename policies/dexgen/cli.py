@@ -1,0 +1,292 @@
+"""`dexforge dexgen collect | train | eval | assist`: DexGen's pipeline on one folder, each step a worker job.
+
+The folder holds experts/<object>/, data.hdf5, dexgen.pt and eval.json (policies.dexgen.pipeline); the jobs'
+requests, logs and results go to FOLDER/jobs/. Progress goes to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dexforge.home import DexforgeError
+from dexforge.policies.dexgen import jobs as J
+
+app = typer.Typer(
+    help="DexGen, a learnt finger controller that keeps a held object in hand while another policy (or a "
+    "coarse command) moves the fingers: collect its data, train it, measure it.\n\n"
+    "Order: collect, then train, then eval or assist, all on one folder (default "
+    "$DEXFORGE_HOME/dexgen/default, where a plan's `dexgen` subtask looks for its model). "
+    f"{J.PREPARE_TIME.capitalize()}.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+out = Console()
+err = Console(stderr=True)
+
+Folder = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="FOLDER", help="The DexGen folder (default $DEXFORGE_HOME/dexgen/default).", show_default=False
+    ),
+]
+Envs = Annotated[int, typer.Option("--envs", min=1, help="Parallel environments.")]
+Timeout = Annotated[float, typer.Option(min=1.0, help="Wall-clock limit of the job, s.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON (progress stays on stderr).")]
+
+
+def _folder(folder: Path | None) -> Path:
+    return folder if folder is not None else J.default_folder()
+
+
+def _run(kind: str, args: dict, folder: Path, timeout: float) -> dict:
+    """Run a dexgen job in a worker with a progress row per stage; its value, or a DexforgeError."""
+    from dexforge.jobs import Job, run_job
+
+    job = Job(kind=kind, args=args, run_dir=str(folder / "jobs"), timeout_s=timeout)
+    err.print(f"{kind.removeprefix('dexgen_')} in {folder} (worker log in {folder / 'jobs'})")
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with Progress(*columns, console=err) as bar:
+        rows: dict[str, int] = {}
+
+        def on_line(line: str) -> None:
+            if not line.startswith("@progress "):
+                return
+            try:
+                p = json.loads(line.removeprefix("@progress "))
+            except json.JSONDecodeError:
+                return
+            stage = str(p.get("stage", "?"))
+            if stage not in rows:
+                rows[stage] = bar.add_task(stage, total=None, info="")
+            update: dict = {"info": str(p.get("info", ""))[:90]}
+            if p.get("total") is not None:
+                update |= {"total": p["total"], "completed": p.get("done") or 0}
+            elif p.get("event") == "done":
+                update |= {"total": 1, "completed": 1}
+            bar.update(rows[stage], **update)
+
+        result = run_job(job, on_line=on_line)
+    if not result.ok:
+        raise DexforgeError(f"dexgen {kind.removeprefix('dexgen_')} failed: {result.error} (log: {result.log})")
+    return result.value or {}
+
+
+@app.command()
+def collect(
+    folder: Folder = None,
+    asset: Annotated[
+        list[str] | None,
+        typer.Option("--asset", "-a", help="An object to hold (repeatable; default: cube, ball and can)."),
+    ] = None,
+    envs: Envs = 64,
+    expert_steps: Annotated[int, typer.Option(min=1, help="PPO env steps per expert (at most).")] = 200_000,
+    runs: Annotated[int, typer.Option(min=1, help="Collection runs per object (new randomisation each).")] = 2,
+    steps: Annotated[int, typer.Option(min=1, help="Steps per collection run (0.01 s each).")] = 400,
+    seed: Annotated[int, typer.Option(help="Seed of the experts' training and of the collection.")] = 0,
+    recollect: Annotated[bool, typer.Option(help="Collect again although FOLDER/data.hdf5 exists.")] = False,
+    timeout: Timeout = 4 * 3600.0,
+) -> None:
+    """Train a hold expert per object, then record them holding it while the wrist wanders: FOLDER/data.hdf5.
+
+    Each expert (PPO on the fingers, FOLDER/experts/OBJECT/) keeps the object in hand while the wrist moves
+    and turns against gravity; its rollouts, with mass, friction and gains randomised per run and cut
+    before every drop, are DexGen's training data. Experts and data already in FOLDER are kept (delete an
+    expert's folder to retrain it; --recollect to collect again). On 2 CPU cores about 10-15 minutes at the
+    defaults, most of it the experts (each stops at 95% success or --expert-steps). Next: `dexforge dexgen
+    train FOLDER`.
+    """
+    from dexforge.sim.catalog import default_catalog
+
+    where = _folder(folder)
+    catalog = default_catalog()
+    assets = [catalog.object(a).id for a in (asset or ["cube", "ball", "can"])]  # an unknown name: closest ids
+    args = {
+        "out": str(where),
+        "assets": assets,
+        "n_envs": envs,
+        "expert_steps": expert_steps,
+        "runs": runs,
+        "steps": steps,
+        "seed": seed,
+        "recollect": recollect,
+    }
+    value = _run("dexgen_collect", args, where, timeout)
+    table = Table(title=f"hold experts in {where / 'experts'}")
+    for col in ("object", "best success", "env steps", "stopped"):
+        table.add_column(col)
+    for e in value["experts"]:
+        if e.get("skipped"):
+            table.add_row(e["asset"], "skipped", "-", e["skipped"])
+        else:
+            best, steps_done = e.get("best_success"), e.get("env_steps")
+            table.add_row(
+                e["asset"],
+                "-" if best is None else f"{best:.0%}",
+                "-" if steps_done is None else f"{steps_done:,}",
+                str(e.get("stop_reason") or "-"),
+            )
+    out.print(table)
+    kept = " (kept from before; --recollect to collect again)" if value["data_kept"] else ""
+    out.print(f"data {value['data']}, {value['data_mb']:.1f} MB{kept}")
+    out.print(f"next: dexforge dexgen train {where}")
+
+
+@app.command()
+def train(
+    folder: Folder = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the data.")] = 15,
+    seed: Annotated[int, typer.Option(help="Seed of the initialisation and the batches.")] = 0,
+    timeout: Timeout = 2 * 3600.0,
+) -> None:
+    """Train DexGen (keypoint diffusion + inverse dynamics) on FOLDER/data.hdf5 into FOLDER/dexgen.pt.
+
+    Replaces a dexgen.pt already there. Needs `dexforge dexgen collect FOLDER` first. A few minutes on 2
+    CPU cores at the defaults. Next: `dexforge dexgen eval FOLDER` or `dexforge dexgen assist FOLDER`.
+    """
+    where = _folder(folder)
+    J.require_data(where)
+    value = _run("dexgen_train", {"out": str(where), "epochs": epochs, "seed": seed}, where, timeout)
+    losses = value.get("final_losses") or {}
+    out.print(
+        f"model {value['model']}: {value['windows']:,} windows, {value['epochs']} epochs in {value['train_s']} s; "
+        f"final diffusion loss {losses.get('diffusion', float('nan')):.3f}, "
+        f"inverse mse {losses.get('inverse_mse', float('nan')):.4f}"
+    )
+    out.print(f"next: dexforge dexgen eval {where}")
+
+
+def _check_ready(where: Path, asset: str | None) -> str | None:
+    """Fail before a worker starts: the model and an expert to corrupt must be there; the asset's catalog id."""
+    from dexforge.sim.catalog import default_catalog
+
+    asset = default_catalog().object(asset).id if asset else None
+    J.require_model(where)
+    J.require_expert(where, asset)
+    return asset
+
+
+Asset = Annotated[
+    str | None,
+    typer.Option(help="The object whose expert is corrupted (default: the first one DexGen was trained on)."),
+]
+Seconds = Annotated[float, typer.Option(min=0.1, help="Simulated seconds per run; hold times are capped at it.")]
+
+
+@app.command("eval")
+def evaluate(
+    folder: Folder = None,
+    asset: Asset = None,
+    envs: Envs = 64,
+    seconds: Seconds = 8.0,
+    noise: Annotated[
+        list[float] | None,
+        typer.Option(min=0.0, help="Uniform action noise U(-e, e) to try (repeatable; default 0.25, 0.5, 1, 2)."),
+    ] = None,
+    slow: Annotated[
+        list[float] | None,
+        typer.Option(min=0.0, help="Slowing U(0, a) * action to try (repeatable; default 0.5)."),
+    ] = None,
+    strength: Annotated[
+        list[float] | None,
+        typer.Option(min=0.0, help="DexGen guidance strengths to try (repeatable; default 0.1, 1, 10)."),
+    ] = None,
+    as_json: AsJson = False,
+    timeout: Timeout = 2 * 3600.0,
+) -> None:
+    """How long a corrupted expert keeps the object in hand, alone and through DexGen (DexterityGen's test).
+
+    The expert's actions get uniform noise U(-e, e) for each --noise, or are slowed to U(0, a) * action for
+    each --slow, and run alone and through DexGen at each --strength while the wrist wanders; the table
+    shows the mean time to drop, capped at --seconds. Also DexGen's latency per action (batch 1). Results
+    go to FOLDER/eval.json. On 2 CPU cores about 5-10 minutes at the defaults (22 runs of 8 s at 64 envs).
+    """
+    where = _folder(folder)
+    asset = _check_ready(where, asset)
+    args = {
+        "out": str(where),
+        "asset": asset,
+        "n_envs": envs,
+        "seconds": seconds,
+        "noise": noise or [0.25, 0.5, 1.0, 2.0],
+        "slow": slow or [0.5],
+        "strengths": strength or [0.1, 1.0, 10.0],
+    }
+    value = _run("dexgen_eval", args, where, timeout)
+    if as_json:
+        typer.echo(json.dumps(value, indent=2))
+        return
+    table = Table(title=f"{value['asset']}: mean time in hand, s (cap {seconds:g} s, {envs} envs)")
+    for col in ("corruption", "controller", "hold (s)", "held to end", "ms per batched call"):
+        table.add_column(col)
+    for r in value["results"]:
+        who = "expert alone" if r["strength"] is None else f"DexGen, strength {r['strength']:g}"
+        ms = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.1f}"
+        table.add_row(r["corruption"], who, f"{r['hold_s']:.2f}", f"{r['held_to_end']:.0%}", ms)
+    out.print(table)
+    target = value["target"]
+    judged = target["judged"]
+    if judged:
+        verdict = "met" if target["meets_10x"] else "not met"
+        out.print(
+            f"at {judged['judged_at']} the expert alone drops within 3 s ({judged['raw_hold_s']:.2f} s); DexGen holds "
+            f"{judged['ratio']:g}x as long at strength {judged['best_strength']:g} (target 10x: {verdict})"
+        )
+    else:
+        out.print("the expert alone held for 3 s or more at every noise: no corruption to judge DexGen at")
+    lat = target["latency_ms_batch1"]
+    out.print(
+        f"latency per action (batch 1, {lat['torch_threads']} thread(s)): median {lat['median_ms']} ms, "
+        f"p95 {lat['p95_ms']} ms (target 27 ms: {'met' if target['meets_latency'] else 'not met'})"
+    )
+    out.print(f"results in {where / J.RESULTS}")
+
+
+@app.command()
+def assist(
+    folder: Folder = None,
+    asset: Asset = None,
+    envs: Envs = 64,
+    seconds: Seconds = 8.0,
+    noise: Annotated[float, typer.Option(min=0.0, help="Uniform action noise U(-e, e) on the expert.")] = 1.0,
+    strength: Annotated[
+        float, typer.Option(min=0.0, help="DexGen guidance: 0 ignores the expert, large values follow it.")
+    ] = 1.0,
+    as_json: AsJson = False,
+    timeout: Timeout = 3600.0,
+) -> None:
+    """One noisy expert, alone and through DexGen: how long each keeps the object in hand.
+
+    A quick check that a trained model helps (eval runs the whole grid). About 1-2 minutes on 2 CPU cores
+    at the defaults (two runs of 8 s at 64 envs, plus building the scene).
+    """
+    where = _folder(folder)
+    asset = _check_ready(where, asset)
+    args = {
+        "out": str(where),
+        "asset": asset,
+        "n_envs": envs,
+        "seconds": seconds,
+        "noise": noise,
+        "strength": strength,
+    }
+    value = _run("dexgen_assist", args, where, timeout)
+    if as_json:
+        typer.echo(json.dumps(value, indent=2))
+        return
+    table = Table(title=f"{value['asset']}, {value['corruption']}: mean time in hand (cap {seconds:g} s, {envs} envs)")
+    for col in ("controller", "hold (s)", "held to end"):
+        table.add_column(col)
+    table.add_row("expert alone", f"{value['raw_hold_s']:.2f}", f"{value['raw_held_to_end']:.0%}")
+    table.add_row(
+        f"through DexGen, strength {strength:g}", f"{value['dexgen_hold_s']:.2f}", f"{value['dexgen_held_to_end']:.0%}"
+    )
+    out.print(table)
+    ms = "" if value["latency_ms"] is None else f"; {value['latency_ms']} ms per batched call"
+    out.print(f"through DexGen it stays in hand {value['ratio']:g}x as long{ms}")

@@ -1,0 +1,98 @@
+"""DexGen end to end on a tiny real scene: a hold expert is trained (PPO), its rollouts collected, DexGen trained
+on them, and a noisy expert run with and without DexGen."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from dexforge.home import DexforgeError
+from dexforge.policies.dexgen import pipeline as P
+from dexforge.policies.dexgen.checkpoint import DexGen
+from dexforge.policies.dexgen.collect import load_dataset
+from dexforge.policies.dexgen.config import DexGenConfig
+from dexforge.policies.dexgen.experts import ExpertConfig, make_env
+from dexforge.policies.subtask import DexGenUse, SubtaskSpec
+from dexforge.policies.train import make_controller, train_subtask
+from dexforge.sim.env import EnvState
+from dexforge.sim.spec import Held
+
+TINY = DexGenConfig(hidden=64, state_hidden=64, id_hidden=64, diffusion_steps=20, ddim_steps=4)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_collect_train_and_assist_on_a_tiny_scene(tmp_path):
+    cfg = ExpertConfig(env_steps=256, episode_s=0.3)
+    (expert,) = P.train_experts(tmp_path, ["cube"], n_envs=4, cfg=cfg)
+    folder = tmp_path / "experts" / "cube"
+    assert expert["env_steps"] >= 256 and (folder / "checkpoint.pt").is_file()
+    assert json.loads((folder / "expert.json").read_text())["mode"] == "hold"
+    start = EnvState.load(folder / "start_states.pt")
+    assert 1 <= start.n <= 4  # the envs that held the cube after the scripted pick
+
+    data = P.collect_data(tmp_path, ["cube"], n_envs=4, runs=1, steps=40)
+    episodes, provenance = load_dataset(data)
+    assert len(episodes) == 4 and provenance["assets"] == ["cube"]
+    run = provenance["runs"][0]
+    assert run["expert"] == expert["checkpoint"] and len(run["randomization"]["friction_scale"]) == 4
+    kept = [e for e in episodes if e["keypoints"].shape[0]]
+    assert kept, "a power grasp held still for 0.4 s keeps the cube in some env"
+    for e in kept:
+        n = e["keypoints"].shape[0]
+        assert e["keypoints"].shape == (n, 10, 3) and e["joint_pos"].shape == (n, 22) and e["targets"].shape == (n, 22)
+
+    path = P.train_model(tmp_path, epochs=1, cfg=TINY)
+    bundle = DexGen.load(path)
+    assert bundle.provenance["windows"] > 0 and bundle.provenance["data"]["assets"] == ["cube"]
+    # forward kinematics learnt something: it maps the data's joint positions near their keypoints
+    q = torch.cat([e["joint_pos"] for e in kept])
+    k = torch.cat([e["keypoints"] for e in kept]).flatten(1)
+    err = (bundle.forward_kinematics(q) - k).norm(dim=-1).mean()
+    assert err < (k - k.mean(0)).norm(dim=-1).mean() + 0.05
+
+    env = make_env("cube", n_envs=4, seed=1)
+    P._ready(env, start, 1)
+    act, _ = P._load_expert(env, folder, deterministic=True)
+    noisy = P.Corruption(noise=0.5)
+    raw = P.hold_duration(env, start, act, noisy, seconds=0.2)
+    helped = P.hold_duration(env, start, act, noisy, seconds=0.2, bundle=bundle, strength=1.0)
+    for r in (raw, helped):
+        assert r.envs == 4 and 0.0 <= r.hold_s <= 0.2 + 1e-6 and len(r.per_env) == 4
+    assert raw.strength is None and raw.latency_ms is None
+    assert helped.strength == 1.0 and helped.latency_ms is not None and helped.latency_ms > 0
+    latency = P.latency_per_action(bundle, calls=5)
+    assert latency["median_ms"] > 0 and latency["ddim_steps"] == 4
+
+    # a plan's dexgen subtask: DexGen keeps the fingers on the cube from the held starts, with a coarse command
+    use = DexGenUse(model=str(path), fingertip_offset=(0.0, 0.0, -0.001), strength=2.0)
+    sub = SubtaskSpec(
+        name="keep",
+        controller="dexgen",
+        dexgen=use,
+        active=("fingers",),
+        episode_length=10,
+        success=[Held(object="cube", duration=0.05)],
+    )
+    env.set_start_states(start)
+    outcome, _ = train_subtask(env, sub, tmp_path / "plan", eval_episodes=4)
+    assert outcome.controller == "dexgen" and outcome.episodes == 4 and 0.0 <= outcome.success_rate <= 1.0
+
+
+def test_a_dexgen_subtask_without_a_model_says_how_to_get_one(tmp_path):
+    sub = SubtaskSpec(name="keep", controller="dexgen", dexgen=DexGenUse(model=str(tmp_path / "none.pt")))
+    with pytest.raises(DexforgeError, match="dexforge dexgen collect"):
+        make_controller(sub)
+    plain = SubtaskSpec.model_validate({"name": "keep", "controller": "dexgen"})
+    assert plain.dexgen is None  # the defaults apply: hold, no command, the home folder's model
+    with pytest.raises(ValidationError):
+        DexGenUse(mode="juggle")
