@@ -41,7 +41,7 @@ def main() -> dict:
     parser.add_argument("--seconds", type=float, default=8.0, help="holding time is capped at this")
     parser.add_argument("--noise", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0])
     parser.add_argument("--slow", type=float, nargs="+", default=[0.5])
-    parser.add_argument("--strengths", type=float, nargs="+", default=[0.1, 1.0, 10.0])
+    parser.add_argument("--strengths", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -82,6 +82,8 @@ class DexGen:
         command_n = None
         if command is not None:
             command_n = self.normalizers["motion"].normalize(command.float())
+            if self.cfg.command_clip is not None:
+                command_n = command_n.clamp(-self.cfg.command_clip, self.cfg.command_clip)
         motion_n = ddim_sample(
             self.diffusion,
             self.schedule,

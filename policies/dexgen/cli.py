@@ -195,7 +195,7 @@ def evaluate(
     ] = None,
     strength: Annotated[
         list[float] | None,
-        typer.Option(min=0.0, help="DexGen guidance strengths to try (repeatable; default 0.1, 1, 10)."),
+        typer.Option(min=0.0, help="DexGen guidance strengths to try (repeatable; default 0.01, 0.1, 1)."),
     ] = None,
     as_json: AsJson = False,
     timeout: Timeout = 2 * 3600.0,
@@ -216,7 +216,7 @@ def evaluate(
         "seconds": seconds,
         "noise": noise or [0.25, 0.5, 1.0, 2.0],
         "slow": slow or [0.5],
-        "strengths": strength or [0.1, 1.0, 10.0],
+        "strengths": strength or [0.01, 0.1, 1.0],
     }
     value = _run("dexgen_eval", args, where, timeout)
     if as_json:

@@ -49,6 +49,9 @@ class DexGenConfig:
     """Residual blocks in the inverse dynamics MLP."""
     guidance: float = 1.0
     """Default guidance strength when a command is given (see diffusion.guide_x0)."""
+    command_clip: float | None = 2.0
+    """Clamp a command to +-this many of the data's standard deviations (normalised) before it guides: a
+    command far outside the data (a noisy policy's) pulls only as far as the data's range; None: no clamp."""
     version: int = CONFIG_VERSION
     """Layout version of this config."""
 
@@ -74,6 +77,8 @@ class DexGenConfig:
             )
         if self.beta_schedule not in ("cosine", "linear"):
             raise ValueError(f"beta_schedule must be 'cosine' or 'linear', got {self.beta_schedule!r}")
+        if self.command_clip is not None and self.command_clip <= 0:
+            raise ValueError(f"command_clip must be positive or None, got {self.command_clip}")
         if self.clip_sample is not None and self.clip_sample <= 0:
             raise ValueError(f"clip_sample must be positive or None, got {self.clip_sample}")
         if self.guidance < 0:

@@ -239,7 +239,7 @@ def eval_job(
     seconds: float = 8.0,
     noise: Sequence[float] = (0.25, 0.5, 1.0, 2.0),
     slow: Sequence[float] = (0.5,),
-    strengths: Sequence[float] = (0.1, 1.0, 10.0),
+    strengths: Sequence[float] = (0.01, 0.1, 1.0),
 ) -> dict:
     """How long the expert keeps the object with its actions corrupted (none, each noise U(-e, e), each slowing
     U(0, a) * action), raw and through DexGen at each strength (the clean expert at the middle strength only);

@@ -59,12 +59,18 @@ def train_experts(out: Path, assets: Sequence[str], *, n_envs: int, cfg: ExpertC
             summaries.append(json.loads((folder / "expert.json").read_text()))
             log(f"expert {asset}: kept {folder}")
             continue
+        if (folder / "skipped.json").exists():
+            summaries.append(json.loads((folder / "skipped.json").read_text()))
+            log(f"expert {asset}: skipped before ({summaries[-1]['skipped']}); delete {folder} to try again")
+            continue
         env = make_env(asset, n_envs=n_envs, seed=cfg.seed)
         try:
             start = held_start(env)
         except RuntimeError as exc:  # the scripted pick does not hold every shape: go on without this one
             log(f"expert {asset}: skipped ({exc})")
             summaries.append({"asset": asset, "skipped": str(exc)})
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "skipped.json").write_text(json.dumps(summaries[-1]))
             env.close()
             continue
         folder.mkdir(parents=True, exist_ok=True)
