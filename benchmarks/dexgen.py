@@ -79,18 +79,7 @@ def main() -> dict:
     t_eval = time.time()
 
     # the target: the highest noise where the raw expert drops within a few seconds (here: under 3 s)
-    summary = {}
-    for c in corruptions:
-        raw = next(r for r in rows if r.corruption == c.label and r.strength is None)
-        best = max((r for r in rows if r.corruption == c.label and r.strength is not None), key=lambda r: r.hold_s)
-        summary[c.label] = {
-            "raw_hold_s": raw.hold_s,
-            "dexgen_best_hold_s": best.hold_s,
-            "best_strength": best.strength,
-            "ratio": round(best.hold_s / max(raw.hold_s, 1e-3), 2),
-        }
-    dropping = [c for c in corruptions if c.slow is None and summary[c.label]["raw_hold_s"] < 3.0]
-    judged = max(dropping, key=lambda c: c.noise) if dropping else None
+    summary, judged = P.summarize(rows, corruptions)
     latency = P.latency_per_action(bundle)
     return {
         "benchmark": "dexgen",

@@ -96,3 +96,23 @@ def test_a_dexgen_subtask_without_a_model_says_how_to_get_one(tmp_path):
     assert plain.dexgen is None  # the defaults apply: hold, no command, the home folder's model
     with pytest.raises(ValidationError):
         DexGenUse(mode="juggle")
+
+
+def test_the_summary_judges_the_highest_noise_at_which_the_raw_expert_drops():
+    def run(c, strength, hold):
+        return P.HoldResult(corruption=c.label, strength=strength, hold_s=hold, held_to_end=0.0, envs=4)
+
+    quiet, mid, loud, slow = (
+        P.Corruption(noise=0.5),
+        P.Corruption(noise=2),
+        P.Corruption(noise=4),
+        P.Corruption(slow=0.5),
+    )
+    rows = [run(quiet, None, 6.0), run(quiet, 1.0, 6.5), run(mid, None, 2.5), run(mid, 0.1, 3.0), run(mid, 1.0, 5.0)]
+    rows += [run(loud, None, 0.4), run(loud, 1.0, 4.4), run(slow, None, 1.0), run(slow, 1.0, 9.0)]
+    summary, judged = P.summarize(rows, [quiet, mid, loud, slow])
+    assert judged is loud  # the slowed expert also drops early, but only noise levels are judged
+    assert summary[mid.label] == {"raw_hold_s": 2.5, "dexgen_best_hold_s": 5.0, "best_strength": 1.0, "ratio": 2.0}
+    assert summary[loud.label]["ratio"] == 11.0
+    _, none = P.summarize(rows[:2], [quiet])
+    assert none is None

@@ -194,20 +194,10 @@ def _setup(folder: Path, asset: str | None, n_envs: int):
 
 
 def _summary(rows: list, corruptions: list) -> tuple[dict, dict | None]:
-    """Per corruption: the raw expert's hold time, DexGen's best and the ratio; and the judged corruption: the
-    highest noise at which the raw expert drops within 3 s (benchmarks/dexgen.py's target)."""
-    summary = {}
-    for c in corruptions:
-        raw = next(r for r in rows if r.corruption == c.label and r.strength is None)
-        best = max((r for r in rows if r.corruption == c.label and r.strength is not None), key=lambda r: r.hold_s)
-        summary[c.label] = {
-            "raw_hold_s": raw.hold_s,
-            "dexgen_best_hold_s": best.hold_s,
-            "best_strength": best.strength,
-            "ratio": round(best.hold_s / max(raw.hold_s, 1e-3), 2),
-        }
-    dropping = [c for c in corruptions if c.slow is None and summary[c.label]["raw_hold_s"] < 3.0]
-    judged = max(dropping, key=lambda c: c.noise) if dropping else None
+    """pipeline.summarize, with the judged corruption as {"judged_at", ...its summary} (the benchmark's target)."""
+    from dexforge.policies.dexgen.pipeline import summarize
+
+    summary, judged = summarize(rows, corruptions)
     return summary, None if judged is None else {"judged_at": judged.label, **summary[judged.label]}
 
 
