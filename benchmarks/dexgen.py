@@ -8,7 +8,7 @@ through DexGen at several guidance strengths, and prints JSON: mean holding time
 --seconds), the fraction held to the end, and DexGen's latency per action (batch 1, this CPU).
 Target: at the highest noise where the raw expert drops within a few seconds, DexGen holds >= 10x longer;
 latency <= 27 ms. Usage:
-  python benchmarks/dexgen.py [--assets cube ball can] [--out DIR]   (reuses experts/data/model found in DIR)
+  python benchmarks/dexgen.py [--assets cube cube@1.2 ball can] [--out DIR]   (reuses experts/data/model found in DIR)
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def main() -> dict:
     from dexforge.sim.env import EnvState
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--assets", nargs="+", default=["cube", "ball", "can"])
+    parser.add_argument("--assets", nargs="+", default=["cube", "cube@1.2", "ball", "can"])
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--expert-steps", type=int, default=200_000, help="PPO env steps per expert")
     parser.add_argument("--runs", type=int, default=2, help="collection runs per object")

@@ -116,3 +116,16 @@ def test_the_summary_judges_the_highest_noise_at_which_the_raw_expert_drops():
     assert summary[loud.label]["ratio"] == 11.0
     _, none = P.summarize(rows[:2], [quiet])
     assert none is None
+
+
+def test_objects_can_be_scaled_for_the_experts():
+    from dexforge.policies.dexgen.experts import in_hand_spec, parse_asset
+
+    assert parse_asset("cube") == ("cube", 1.0) and parse_asset("cube@1.2") == ("cube", 1.2)
+    for bad in ("cube@big", "cube@9"):
+        with pytest.raises(ValueError, match="cube@"):
+            parse_asset(bad)
+    spec = in_hand_spec("cube@1.2")
+    (obj,) = spec.objects
+    assert obj.asset == "cube" and obj.scale == 1.2 and obj.pose.pos[2] == pytest.approx(0.03)
+    assert spec.name == "hold_cube_x1.2" and spec.success == []

@@ -83,7 +83,12 @@ def collect(
     folder: Folder = None,
     asset: Annotated[
         list[str] | None,
-        typer.Option("--asset", "-a", help="An object to hold (repeatable; default: cube, ball and can)."),
+        typer.Option(
+            "--asset",
+            "-a",
+            help="An object to hold: a catalog id, optionally scaled as cube@1.2 (repeatable; default: cube, cube@1.2, "
+            "ball and can).",
+        ),
     ] = None,
     envs: Envs = 64,
     expert_steps: Annotated[int, typer.Option(min=1, help="PPO env steps per expert (at most).")] = 200_000,
@@ -102,11 +107,8 @@ def collect(
     defaults, most of it the experts (each stops at 95% success or --expert-steps). Next: `dexforge dexgen
     train FOLDER`.
     """
-    from dexforge.sim.catalog import default_catalog
-
     where = _folder(folder)
-    catalog = default_catalog()
-    assets = [catalog.object(a).id for a in (asset or ["cube", "ball", "can"])]  # an unknown name: closest ids
+    assets = [_asset_id(a) for a in (asset or ["cube", "cube@1.2", "ball", "can"])]
     args = {
         "out": str(where),
         "assets": assets,
@@ -162,11 +164,19 @@ def train(
     out.print(f"next: dexforge dexgen eval {where}")
 
 
-def _check_ready(where: Path, asset: str | None) -> str | None:
-    """Fail before a worker starts: the model and an expert to corrupt must be there; the asset's catalog id."""
+def _asset_id(asset: str) -> str:
+    """A catalog id, with its "@scale" kept (e.g. "cube@1.2"); an unknown name fails with the closest ids."""
+    from dexforge.policies.dexgen.experts import parse_asset
     from dexforge.sim.catalog import default_catalog
 
-    asset = default_catalog().object(asset).id if asset else None
+    name, scale = parse_asset(asset)
+    found = default_catalog().object(name).id
+    return found if scale == 1.0 else f"{found}@{scale:g}"
+
+
+def _check_ready(where: Path, asset: str | None) -> str | None:
+    """Fail before a worker starts: the model and an expert to corrupt must be there; the asset's catalog id."""
+    asset = _asset_id(asset) if asset else None
     J.require_model(where)
     J.require_expert(where, asset)
     return asset

@@ -31,16 +31,31 @@ grasp opens at the first action). Corrupting a step-wise action makes the finger
 PICK_STEPS = 260  # grasp_and_lift: hover 40, descend 50, close 80, lift 60, then 30 steps holding still
 
 
+def parse_asset(asset: str) -> tuple[str, float]:
+    """ "cube" -> ("cube", 1.0); "cube@1.2" -> ("cube", 1.2): a catalog object, optionally scaled."""
+    name, _, scale = asset.partition("@")
+    try:
+        value = float(scale) if scale else 1.0
+    except ValueError:
+        raise ValueError(f"object {asset!r}: the scale after '@' must be a number, e.g. cube@1.2") from None
+    if not 0.2 <= value <= 5.0:
+        raise ValueError(f"object {asset!r}: scale {value} is outside 0.2-5")
+    return name, value
+
+
 def in_hand_spec(asset: str = "cube", *, seed: int = 0) -> TaskSpec:
-    """The lift example with `asset` in the cube's place (resting on the table, no success predicate)."""
+    """The lift example with `asset` ("name" or "name@scale") in the cube's place, resting on the table, no
+    success predicate."""
     from dexforge.sim.catalog import default_catalog
     from dexforge.sim.demo import example_spec
 
+    name, scale = parse_asset(asset)
     base = example_spec("lift_cube")
-    size = default_catalog().object(asset).size
-    obj = base.objects[0].model_copy(update={"asset": asset, "name": None})
-    obj = obj.model_copy(update={"pose": obj.pose.model_copy(update={"pos": (0.0, 0.0, size[2] / 2)})})
-    return base.model_copy(update={"name": f"hold_{asset}", "objects": [obj], "success": [], "seed": seed})
+    size = default_catalog().object(name).size
+    obj = base.objects[0].model_copy(update={"asset": name, "name": None, "scale": scale})
+    obj = obj.model_copy(update={"pose": obj.pose.model_copy(update={"pos": (0.0, 0.0, size[2] * scale / 2)})})
+    label = name if scale == 1.0 else f"{name}_x{scale:g}"
+    return base.model_copy(update={"name": f"hold_{label}", "objects": [obj], "success": [], "seed": seed})
 
 
 def make_env(asset: str = "cube", *, n_envs: int = 64, seed: int = 0, backend: str = "cpu") -> HandEnv:

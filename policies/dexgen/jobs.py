@@ -79,7 +79,7 @@ def _emit(stage: str, info: str = "", *, done: int | None = None, total: int | N
 
 def collect_job(
     out: str,
-    assets: Sequence[str] = ("cube", "ball", "can"),
+    assets: Sequence[str] = ("cube", "cube@1.2", "ball", "can"),
     n_envs: int = 64,
     expert_steps: int = 200_000,
     runs: int = 2,

@@ -81,7 +81,10 @@ def train_experts(out: Path, assets: Sequence[str], *, n_envs: int, cfg: ExpertC
             if stats["iteration"] % 20 == 0:
                 log(f"  {asset} it {stats['iteration']} steps {stats['env_steps']} success {stats['success_rate']}")
 
-        summaries.append(train_hold_expert(env, start, folder, cfg, progress=progress))
+        summary = train_hold_expert(env, start, folder, cfg, progress=progress)
+        summary["asset"] = asset  # the folder's name: the catalog id, with its @scale
+        (folder / "expert.json").write_text(json.dumps(summary, indent=2))
+        summaries.append(summary)
         log(f"expert {asset}: best training success {summaries[-1]['best_success']:.2f}")
         env.close()
     return summaries
