@@ -99,8 +99,8 @@ def test_a_dexgen_subtask_without_a_model_says_how_to_get_one(tmp_path):
 
 
 def test_the_summary_judges_the_highest_noise_at_which_the_raw_expert_drops():
-    def run(c, strength, hold):
-        return P.HoldResult(corruption=c.label, strength=strength, hold_s=hold, held_to_end=0.0, envs=4)
+    def run(c, strength, hold, held_to_end=0.0):
+        return P.HoldResult(corruption=c.label, strength=strength, hold_s=hold, held_to_end=held_to_end, envs=4)
 
     quiet, mid, loud, slow = (
         P.Corruption(noise=0.5),
@@ -116,6 +116,8 @@ def test_the_summary_judges_the_highest_noise_at_which_the_raw_expert_drops():
     assert summary[loud.label]["ratio"] == 11.0
     _, none = P.summarize(rows[:2], [quiet])
     assert none is None
+    capped = [run(mid, None, 0.2, held_to_end=1.0), run(mid, 1.0, 0.2, held_to_end=1.0)]  # 0.2 s runs: no drop
+    assert P.summarize(capped, [mid])[1] is None
 
 
 def test_objects_can_be_scaled_for_the_experts():

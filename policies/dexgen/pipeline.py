@@ -269,18 +269,24 @@ def hold_duration(
 
 def summarize(rows: Sequence[HoldResult], corruptions: Sequence[Corruption], drops_within_s: float = 3.0):
     """Per corruption: the raw expert's hold time, DexGen's best (and its strength) and their ratio; and the
-    judged corruption, the highest noise at which the raw expert drops within `drops_within_s` (None if none)."""
-    summary = {}
+    judged corruption, the highest noise at which the raw expert drops within `drops_within_s` on average and
+    in most envs (None if none: a run capped before anything dropped judges nothing)."""
+    summary, dropped = {}, {}
     for c in corruptions:
         raw = next(r for r in rows if r.corruption == c.label and r.strength is None)
         best = max((r for r in rows if r.corruption == c.label and r.strength is not None), key=lambda r: r.hold_s)
+        dropped[c.label] = raw.held_to_end < 0.5
         summary[c.label] = {
             "raw_hold_s": raw.hold_s,
             "dexgen_best_hold_s": best.hold_s,
             "best_strength": best.strength,
             "ratio": round(best.hold_s / max(raw.hold_s, 1e-3), 2),
         }
-    dropping = [c for c in corruptions if c.slow is None and summary[c.label]["raw_hold_s"] < drops_within_s]
+    dropping = [
+        c
+        for c in corruptions
+        if c.slow is None and dropped[c.label] and summary[c.label]["raw_hold_s"] < drops_within_s
+    ]
     return summary, (max(dropping, key=lambda c: c.noise) if dropping else None)
 
 
