@@ -343,13 +343,16 @@ class HandEnv:
         actions = torch.nan_to_num(actions, nan=0.0).clamp(-1.0, 1.0)
         self.prev_actions = self.actions
         self.actions = actions
-        self.targets = self.targets_for(actions)
+        self.targets = self._targets_from(actions)
         return self._advance()
 
     def targets_for(self, actions: torch.Tensor) -> torch.Tensor:
         """(N, D) the joint targets `step(actions)` would set (actions clamped to [-1, 1]), without stepping."""
         actions = torch.nan_to_num(torch.as_tensor(actions, dtype=torch.float32, device=self.device), nan=0.0)
-        actions = actions.clamp(-1.0, 1.0)
+        return self._targets_from(actions.clamp(-1.0, 1.0))
+
+    def _targets_from(self, actions: torch.Tensor) -> torch.Tensor:
+        """The targets for finite actions already in [-1, 1] (step has checked and clamped them)."""
         cols = self.active_idx
         if self.action_mode == "delta":
             new = self.targets[:, cols] + actions * self._step_size[cols]
