@@ -39,7 +39,7 @@ def main() -> dict:
     parser.add_argument("--collect-steps", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seconds", type=float, default=8.0, help="holding time is capped at this")
-    parser.add_argument("--noise", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0])
+    parser.add_argument("--noise", type=float, nargs="+", default=[1.0, 2.0, 4.0])
     parser.add_argument("--slow", type=float, nargs="+", default=[0.5])
     parser.add_argument("--strengths", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     parser.add_argument("--out", type=Path, default=None)

@@ -197,7 +197,7 @@ def evaluate(
     seconds: Seconds = 8.0,
     noise: Annotated[
         list[float] | None,
-        typer.Option(min=0.0, help="Uniform action noise U(-e, e) to try (repeatable; default 0.25, 0.5, 1, 2)."),
+        typer.Option(min=0.0, help="Uniform action noise U(-e, e) to try (repeatable; default 1, 2, 4)."),
     ] = None,
     slow: Annotated[
         list[float] | None,
@@ -215,7 +215,7 @@ def evaluate(
     The expert's actions get uniform noise U(-e, e) for each --noise, or are slowed to U(0, a) * action for
     each --slow, and run alone and through DexGen at each --strength while the wrist wanders; the table
     shows the mean time to drop, capped at --seconds. Also DexGen's latency per action (batch 1). Results
-    go to FOLDER/eval.json. On 2 CPU cores about 5-10 minutes at the defaults (22 runs of 8 s at 64 envs).
+    go to FOLDER/eval.json. On 2 CPU cores about 15 minutes at the defaults (18 runs of 8 s at 64 envs).
     """
     where = _folder(folder)
     asset = _check_ready(where, asset)
@@ -224,7 +224,7 @@ def evaluate(
         "asset": asset,
         "n_envs": envs,
         "seconds": seconds,
-        "noise": noise or [0.25, 0.5, 1.0, 2.0],
+        "noise": noise or [1.0, 2.0, 4.0],
         "slow": slow or [0.5],
         "strengths": strength or [0.01, 0.1, 1.0],
     }

@@ -227,7 +227,7 @@ def eval_job(
     asset: str | None = None,
     n_envs: int = 64,
     seconds: float = 8.0,
-    noise: Sequence[float] = (0.25, 0.5, 1.0, 2.0),
+    noise: Sequence[float] = (1.0, 2.0, 4.0),
     slow: Sequence[float] = (0.5,),
     strengths: Sequence[float] = (0.01, 0.1, 1.0),
 ) -> dict:
