@@ -24,19 +24,31 @@ def example_spec(name: str = "lift_cube") -> TaskSpec:
     return TaskSpec.from_yaml(path.read_text(), source=f"example:{name}")
 
 
-def grasp_and_lift(env, obj: str, lift: float = 0.15, close_steps: int = 80) -> Iterator[torch.Tensor]:
-    """Yield full robot targets (N, D) step by step: hover, descend, close, lift, hold."""
+def grasp_and_lift(
+    env,
+    obj: str,
+    lift: float = 0.15,
+    close_steps: int = 80,
+    *,
+    palm_dx: float | torch.Tensor = H.POWER_GRASP_PALM_OFFSET[0],
+    depth: float | torch.Tensor = 0.004,
+) -> Iterator[torch.Tensor]:
+    """Yield full robot targets (N, D) step by step: hover, descend, close, lift, hold.
+
+    `palm_dx`: the palm centre's x offset from the object's centre, m; `depth`: the wrist's height above the
+    object's top when the hand closes, m (negative: lower, around a round or tall object). Either may be a
+    tensor (N,), one value per env, to try several grasps at once."""
     names = list(env.joint_names)
     col = {n: i for i, n in enumerate(names)}
     start = env.targets.clone()
     pos = env.metrics[f"{obj}.pos"]
     height = env.metrics[f"{obj}.pos"][:, 2] * 2  # objects rest on the table: centre at half height
     above = start.clone()
-    above[:, col["wrist_x"]] = pos[:, 0] + H.POWER_GRASP_PALM_OFFSET[0]
+    above[:, col["wrist_x"]] = pos[:, 0] + palm_dx
     above[:, col["wrist_y"]] = pos[:, 1] + H.POWER_GRASP_PALM_OFFSET[1]
     yield from _ramp(start, above, 40)
     down = above.clone()
-    down[:, col["wrist_z"]] = height + 0.004
+    down[:, col["wrist_z"]] = height + depth
     yield from _ramp(above, down, 50)
     closed = down.clone()
     for joint, value in H.POWER_GRASP.items():

@@ -224,12 +224,15 @@ class HandEnv:
         tips = links_pos[:, :5] + rotated[:, :5]
         palm = links_pos[:, 5] + rotated[:, 5]
         normal = rotated[:, 6]
+        palm_w = hand.get_links_ang(links_idx_local=[self._palm_link])[:, 0]
+        palm_inv = quat_conj(palm_q)
         q = self._robot_q()
         m: Metrics = {
             "fingertip_pos": tips,
             "palm_pos": palm,
             "palm_quat": palm_q,
             "palm_normal": normal,
+            "palm_angvel": palm_w,
             "joint_pos": q,
             "joint_vel": self._robot_v(),
             "hand_closure": ((q[:, self._flex] - self.lower[self._flex]) / self._flex_span).mean(-1),
@@ -246,7 +249,9 @@ class HandEnv:
             m[f"{name}.pos"] = pos
             m[f"{name}.quat"] = quat
             m[f"{name}.linvel"] = entity.get_vel() if self.free[name] else torch.zeros_like(pos)
-            m[f"{name}.angvel"] = entity.get_ang() if self.free[name] else torch.zeros_like(pos)
+            angvel = entity.get_ang() if self.free[name] else torch.zeros_like(pos)
+            m[f"{name}.angvel"] = angvel
+            m[f"{name}.angvel_in_palm"] = quat_apply(palm_inv, angvel - palm_w)
             m[f"{name}.start_pos"] = self._start_pos[name]
             m[f"{name}.start_quat"] = self._start_quat[name]
             m[f"{name}.lift"] = pos[:, 2] - self._start_pos[name][:, 2]

@@ -27,6 +27,7 @@ GLOBAL_METRICS: dict[str, MetricDoc] = {
     "palm_pos": MetricDoc("(N, 3)", "m", "Centre of the palm's surface, world frame."),
     "palm_quat": MetricDoc("(N, 4)", "quaternion wxyz", "Orientation of the palm link."),
     "palm_normal": MetricDoc("(N, 3)", "unit vector", "Direction the palm faces (out of the palm's surface)."),
+    "palm_angvel": MetricDoc("(N, 3)", "rad/s", "Angular velocity of the palm link, world frame."),
     "joint_pos": MetricDoc("(N, D)", "rad or m", "Robot joint positions (wrist/arm joints first, then the hand)."),
     "joint_vel": MetricDoc("(N, D)", "rad/s or m/s", "Robot joint velocities."),
     "hand_closure": MetricDoc("(N,)", "1", "Mean flexion of the fingers' curling joints, 0 open .. 1 fully curled."),
@@ -44,6 +45,12 @@ OBJECT_METRICS: dict[str, MetricDoc] = {
     "quat": MetricDoc("(N, 4)", "quaternion wxyz", "Orientation."),
     "linvel": MetricDoc("(N, 3)", "m/s", "Linear velocity."),
     "angvel": MetricDoc("(N, 3)", "rad/s", "Angular velocity."),
+    "angvel_in_palm": MetricDoc(
+        "(N, 3)",
+        "rad/s",
+        "Angular velocity relative to the palm, in the palm link's frame: x toward the thumb, y out of the back "
+        "of the hand (minus the palm normal), z along the fingers. In-hand rotation, whatever the wrist does.",
+    ),
     "start_pos": MetricDoc("(N, 3)", "m", "Position at the start of the episode."),
     "start_quat": MetricDoc("(N, 4)", "quaternion wxyz", "Orientation at the start of the episode."),
     "lift": MetricDoc("(N,)", "m", "Rise of the centre since the start of the episode."),

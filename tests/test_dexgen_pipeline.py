@@ -33,16 +33,21 @@ def one_thread():
 
 def test_collect_train_and_assist_on_a_tiny_scene(tmp_path):
     cfg = ExpertConfig(env_steps=256, episode_s=0.3)
-    (expert,) = P.train_experts(tmp_path, ["cube"], n_envs=4, cfg=cfg)
+    expert, spinner = P.train_experts(tmp_path, ["cube"], n_envs=4, cfg=cfg, skills=["hold", "spin_normal"])
     folder = tmp_path / "experts" / "cube"
     assert expert["env_steps"] >= 256 and (folder / "checkpoint.pt").is_file()
     assert json.loads((folder / "expert.json").read_text())["mode"] == "hold"
+    assert json.loads((folder / "spin_normal" / "expert.json").read_text())["mode"] == "rotate"
+    assert spinner["skill"] == "spin_normal" and "angvel_in_palm" in (folder / "spin_normal" / "reward.py").read_text()
     start = EnvState.load(folder / "start_states.pt")
     assert 1 <= start.n <= 4  # the envs that held the cube after the scripted pick
 
-    data = P.collect_data(tmp_path, ["cube"], n_envs=4, runs=1, steps=40)
+    data = P.collect_data(tmp_path, ["cube"], n_envs=4, runs=1, steps=40, skills=["hold", "spin_normal"])
     episodes, provenance = load_dataset(data)
-    assert len(episodes) == 4 and provenance["assets"] == ["cube"]
+    assert len(episodes) == 8 and provenance["experts"] == ["cube:hold", "cube:spin_normal"]
+    assert all(bool((e["mode"] == 0).all()) for e in episodes[:4])  # the hold expert's runs, then the spinner's
+    assert all(bool((e["mode"] == 1).all()) for e in episodes[4:]) and sum(len(e["mode"]) for e in episodes[4:]) > 0
+    assert [r["mode"] for r in provenance["runs"]] == [0, 1]
     run = provenance["runs"][0]
     assert run["expert"] == expert["checkpoint"] and len(run["randomization"]["friction_scale"]) == 4
     kept = [e for e in episodes if e["keypoints"].shape[0]]
@@ -70,6 +75,8 @@ def test_collect_train_and_assist_on_a_tiny_scene(tmp_path):
         assert r.envs == 4 and 0.0 <= r.hold_s <= 0.2 + 1e-6 and len(r.per_env) == 4
     assert raw.strength is None and raw.latency_ms is None
     assert helped.strength == 1.0 and helped.latency_ms is not None and helped.latency_ms > 0
+    turning = P.hold_duration(env, start, act, noisy, seconds=0.2, bundle=bundle, strength=1.0, skill="spin_normal")
+    assert turning.expert == "spin_normal" and turning.goals is not None and turning.goals >= 0
     latency = P.latency_per_action(bundle, calls=5)
     assert latency["median_ms"] > 0 and latency["ddim_steps"] == 4
 

@@ -132,7 +132,7 @@ def default_model() -> Path:
 def dexgen_controller(use, *, steps: int) -> DexGenController:
     """The controller of a plan's `dexgen` subtask (`policies.subtask.DexGenUse`)."""
     from dexforge.home import DexforgeError
-    from dexforge.policies.dexgen.experts import MODES
+    from dexforge.policies.dexgen.skills import MODES
 
     path = Path(use.model) if use.model else default_model()
     if not path.is_file():

@@ -86,8 +86,17 @@ def collect(
         typer.Option(
             "--asset",
             "-a",
-            help="An object to hold: a catalog id, optionally scaled as cube@1.2 (repeatable; default: cube, cube@1.2, "
-            "ball and can).",
+            help="An object to hold: a catalog id, optionally scaled as cube@1.2 (repeatable; default: cube, ball, "
+            "can and duck).",
+        ),
+    ] = None,
+    skill: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--skill",
+            "-s",
+            help="An expert per object: hold (keep it while the wrist moves) or spin_normal, spin_thumb, "
+            "spin_fingers (turn it in the hand about that palm axis); repeatable; default: hold and spin_normal.",
         ),
     ] = None,
     envs: Envs = 64,
@@ -98,17 +107,27 @@ def collect(
     recollect: Annotated[bool, typer.Option(help="Collect again although FOLDER/data.hdf5 exists.")] = False,
     timeout: Timeout = 4 * 3600.0,
 ) -> None:
-    """Train a hold expert per object, then record them holding it while the wrist wanders: FOLDER/data.hdf5.
+    """Train in-hand experts per object, then record them while the wrist moves: FOLDER/data.hdf5.
 
-    Each expert (PPO on the fingers, FOLDER/experts/OBJECT/) keeps the object in hand while the wrist moves
-    and turns against gravity; its rollouts, with mass, friction and gains randomised per run and cut
-    before every drop, are DexGen's training data. Experts and data already in FOLDER are kept (delete an
-    expert's folder to retrain it; --recollect to collect again). On 2 CPU cores about 10-15 minutes at the
-    defaults, most of it the experts (each stops at 95% success or --expert-steps). Next: `dexforge dexgen
-    train FOLDER`.
+    A hold expert (PPO on the fingers, FOLDER/experts/OBJECT/) keeps the object in hand while the wrist
+    moves and turns against gravity; a spin expert (FOLDER/experts/OBJECT/spin_AXIS/) turns it about a palm
+    axis. Their rollouts, labelled hold or rotate, with mass, friction and gains randomised per run and cut
+    before every drop, are DexGen's training data. The scripted power grasp that gives the experts their
+    held starts tries 12 placements; an object it holds in none is skipped. Experts and data already in
+    FOLDER are kept (delete an expert's folder to retrain it; --recollect to collect again). On 2 CPU cores
+    about 20-30 minutes at the defaults, most of it the experts (a hold expert stops at 95% success, a spin
+    expert uses all of --expert-steps). Next: `dexforge dexgen train FOLDER`.
     """
     where = _folder(folder)
-    assets = [_asset_id(a) for a in (asset or ["cube", "cube@1.2", "ball", "can"])]
+    from dexforge.policies.dexgen.skills import DEFAULT_ASSETS, DEFAULT_SKILLS, skill_mode
+
+    assets = [_asset_id(a) for a in (asset or DEFAULT_ASSETS)]
+    skills = list(dict.fromkeys(skill or DEFAULT_SKILLS))
+    for k in skills:
+        try:
+            skill_mode(k)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--skill") from None
     args = {
         "out": str(where),
         "assets": assets,
@@ -118,18 +137,21 @@ def collect(
         "steps": steps,
         "seed": seed,
         "recollect": recollect,
+        "skills": skills,
     }
     value = _run("dexgen_collect", args, where, timeout)
-    table = Table(title=f"hold experts in {where / 'experts'}")
-    for col in ("object", "best success", "env steps", "stopped"):
+    table = Table(title=f"experts in {where / 'experts'}")
+    for col in ("object", "skill", "best success", "env steps", "stopped"):
         table.add_column(col)
     for e in value["experts"]:
+        skill_name = e.get("skill") or "hold"
         if e.get("skipped"):
-            table.add_row(e["asset"], "skipped", "-", e["skipped"])
+            table.add_row(e["asset"], skill_name, "skipped", "-", e["skipped"])
         else:
             best, steps_done = e.get("best_success"), e.get("env_steps")
             table.add_row(
                 e["asset"],
+                skill_name,
                 "-" if best is None else f"{best:.0%}",
                 "-" if steps_done is None else f"{steps_done:,}",
                 str(e.get("stop_reason") or "-"),
@@ -166,7 +188,7 @@ def train(
 
 def _asset_id(asset: str) -> str:
     """A catalog id, with its "@scale" kept (e.g. "cube@1.2"); an unknown name fails with the closest ids."""
-    from dexforge.policies.dexgen.experts import parse_asset
+    from dexforge.policies.dexgen.skills import parse_asset
     from dexforge.sim.catalog import default_catalog
 
     name, scale = parse_asset(asset)

@@ -1,10 +1,12 @@
-"""In-hand experts for DexGen's data and benchmark: a held start, and a PPO policy that keeps the object in
-the hand while the wrist wanders and turns against gravity (mode `hold`).
+"""In-hand experts for DexGen's data and benchmark: a held start, and PPO policies on the fingers for two
+skills: `hold` keeps the object in the hand while the wrist wanders and turns against gravity (mode `hold`),
+`spin_<axis>` turns it in the hand about a palm axis (thumb, normal or fingers; mode `rotate`).
 
 The start: the scripted power grasp of `sim.demo.grasp_and_lift` picks the object up, and the envs that
-hold it afterwards are saved as start states. The expert: PPO (skrl) on the finger joints with the `hold`
-reward template, the wrist moved by `collect.WristMotion` in every episode, success = held for most of the
-episode. An expert is a checkpoint directory like any rl subtask's, so `load_policy` runs it.
+hold it afterwards are saved as start states. An expert: PPO (skrl) on the finger joints with the `hold` or
+`spin` reward template, the wrist moved by `collect.WristMotion` in every episode, success = held for most of
+the episode. An expert is a checkpoint directory like any rl subtask's, so `load_policy` runs it. A hold
+expert lives in experts/<asset>/, a spin expert in experts/<asset>/spin_<axis>/.
 """
 
 from __future__ import annotations
@@ -18,29 +20,16 @@ from pathlib import Path
 import torch
 
 from dexforge.policies.dexgen.collect import WristMotion, WristMotionConfig, object_held
+from dexforge.policies.dexgen.skills import MODES, SPIN_AXES, parse_asset, skill_mode  # noqa: F401 (re-exported)
 from dexforge.sim.env import EnvConfig, EnvState, HandEnv
 from dexforge.sim.scene import SceneConfig
 from dexforge.sim.spec import Held, TaskSpec
 
-MODES = {"hold": 0, "rotate": 1, "release": 2}
-"""Mode labels (DexGenConfig.n_modes = 3): the data's intent, given to the diffusion model."""
 ACTION_MODE = "delta"
 """The experts' actions move the finger targets by steps from the held grasp (an untrained policy keeps it,
 and PPO learns to hold in 100k steps); with absolute targets PPO had learnt nothing after 100k steps (the
 grasp opens at the first action). Corrupting a step-wise action makes the fingers drift."""
 PICK_STEPS = 260  # grasp_and_lift: hover 40, descend 50, close 80, lift 60, then 30 steps holding still
-
-
-def parse_asset(asset: str) -> tuple[str, float]:
-    """ "cube" -> ("cube", 1.0); "cube@1.2" -> ("cube", 1.2): a catalog object, optionally scaled."""
-    name, _, scale = asset.partition("@")
-    try:
-        value = float(scale) if scale else 1.0
-    except ValueError:
-        raise ValueError(f"object {asset!r}: the scale after '@' must be a number, e.g. cube@1.2") from None
-    if not 0.2 <= value <= 5.0:
-        raise ValueError(f"object {asset!r}: scale {value} is outside 0.2-5")
-    return name, value
 
 
 def in_hand_spec(asset: str = "cube", *, seed: int = 0) -> TaskSpec:
@@ -63,22 +52,52 @@ def make_env(asset: str = "cube", *, n_envs: int = 64, seed: int = 0, backend: s
     return HandEnv(spec, EnvConfig(auto_reset=False), SceneConfig(n_envs=n_envs, backend=backend))
 
 
-@torch.no_grad()
-def held_start(env: HandEnv, obj: str | None = None, *, min_lift: float = 0.05) -> EnvState:
-    """Pick the object up with the scripted power grasp from the spec's layout; the states of the envs that
-    hold it `min_lift` m above where it lay. Raises RuntimeError when none does."""
+PICK_GRID = tuple(
+    dict.fromkeys([(-0.04, 0.004), *((dx, d) for d in (-0.035, -0.02, 0.004) for dx in (-0.04, -0.05, -0.03, -0.06))])
+)
+"""(palm x offset, wrist height above the object's top), m: the scripted power grasps `held_start` tries, the
+default first. A cube holds at (-0.04, +0.004); a ball, apple, duck or bunny needs the hand 2-3.5 cm lower, a
+can 3.5 cm lower (scanned on 32 envs per object)."""
+
+
+def _pick(env: HandEnv, obj: str, grid, min_lift: float) -> torch.Tensor:
+    """Run the scripted pick with env i using grid[i % len(grid)]; which envs hold the object afterwards."""
     from dexforge.sim.demo import grasp_and_lift
 
-    obj = obj or env.object_names[0]
     env.set_start_states(None)
     env.configure(success=[], auto_reset=False, active=("fingers",), reset=True)
-    script = grasp_and_lift(env, obj, lift=0.12)
+    i = torch.arange(env.num_envs, device=env.device) % len(grid)
+    dx = torch.tensor([g[0] for g in grid], device=env.device)[i]
+    depth = torch.tensor([g[1] for g in grid], device=env.device)[i]
+    script = grasp_and_lift(env, obj, lift=0.12, palm_dx=dx, depth=depth)
     for _ in range(PICK_STEPS):
         env.step_targets(next(script))
     m = env.metrics
-    ok = object_held(m, obj) & (m[f"{obj}.lift"] >= min_lift)
-    if not ok.any():
-        raise RuntimeError(f"the scripted power grasp held the {obj} in none of {env.num_envs} envs")
+    return object_held(m, obj) & (m[f"{obj}.lift"] >= min_lift)
+
+
+@torch.no_grad()
+def held_start(env: HandEnv, obj: str | None = None, *, min_lift: float = 0.05) -> EnvState:
+    """Pick the object up with the scripted power grasp from the spec's layout; the states of the envs that
+    hold it `min_lift` m above where it lay. The grasps of PICK_GRID are tried side by side (in turns of
+    `num_envs`), then the envs are shared among those that held: a variety of grasps, and as many held envs
+    as they allow. Raises RuntimeError when no grasp holds it."""
+    obj = obj or env.object_names[0]
+    n = env.num_envs
+    held: list[tuple[float, float]] = []
+    for k in range(0, len(PICK_GRID), n):  # with fewer envs than grasps, stop at the first turn that holds
+        chunk = PICK_GRID[k : k + n]
+        ok = _pick(env, obj, chunk, min_lift)
+        held = [g for j, g in enumerate(chunk) if bool(ok[j :: len(chunk)].any())]
+        if held:
+            break
+    if not held:
+        raise RuntimeError(f"none of the {len(PICK_GRID)} scripted power grasps held the {obj} ({n} envs tried)")
+    if len(held) < len(chunk):
+        again = _pick(env, obj, held, min_lift)
+        if int(again.sum()) < int(ok.sum()):  # the first pass held more (a lucky grasp): back to it
+            again = _pick(env, obj, chunk, min_lift)
+        ok = again
     state = env.get_state(ok.nonzero().flatten())
     state.step.zero_()
     return state
@@ -93,9 +112,30 @@ class ExpertConfig:
     env_steps: int = 300_000
     """PPO budget, env steps."""
     target_success: float = 0.95
+    """A hold expert stops early at this success rate; a spin expert uses its whole budget (holding is its
+    success, turning its reward)."""
     wall_s: float = 1200.0
+    spin_speed: float = 1.0
+    """rad/s a spin expert is paid to reach about its axis."""
     seed: int = 0
     wrist: WristMotionConfig = field(default_factory=WristMotionConfig)
+
+
+def skill_reward(skill: str, obj: str, cfg: ExpertConfig) -> str:
+    """The reward program of a skill's expert."""
+    from dexforge.policies.rewards.templates import render
+
+    skill_mode(skill)
+    if skill == "hold":
+        return render("hold", obj=obj)
+    return render("spin", obj=obj, axis=skill[5:], speed=cfg.spin_speed)
+
+
+def expert_folder(root: Path, asset: str, skill: str = "hold") -> Path:
+    """Where an expert lives under `root` (the pipeline folder): experts/<asset>/[spin_<axis>/]."""
+    skill_mode(skill)
+    base = Path(root) / "experts" / asset
+    return base if skill == "hold" else base / skill
 
 
 def configure_hold(env: HandEnv, start: EnvState, cfg: ExpertConfig, obj: str) -> None:
@@ -119,19 +159,19 @@ def train_hold_expert(
     cfg: ExpertConfig | None = None,
     *,
     obj: str | None = None,
+    skill: str = "hold",
     progress: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Train the hold expert into `out` (checkpoint.pt, best.pt, stats.jsonl, reward.py, expert.json);
-    returns the summary written to expert.json."""
+    """Train an in-hand expert (`skill`: hold or spin_<axis>) into `out` (checkpoint.pt, best.pt, stats.jsonl,
+    reward.py, expert.json); returns the summary written to expert.json."""
     from dexforge.policies.ppo import PPOConfig, train_ppo
     from dexforge.policies.rewards.sandbox import compile_reward
-    from dexforge.policies.rewards.templates import render
 
     cfg = cfg or ExpertConfig()
     obj = obj or env.object_names[0]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    source = render("hold", obj=obj)
+    source = skill_reward(skill, obj, cfg)
     (out / "reward.py").write_text(source)
     configure_hold(env, start, cfg, obj)
     t0 = time.time()
@@ -140,14 +180,15 @@ def train_hold_expert(
         compile_reward(source),
         out,
         cfg=PPOConfig(seed=cfg.seed),
-        target_success=cfg.target_success,
+        target_success=cfg.target_success if skill == "hold" else 2.0,
         max_env_steps=cfg.env_steps,
         max_wall_s=cfg.wall_s,
         progress=progress,
         pre_step=WristMotion(cfg.wrist, seed=cfg.seed),
     )
     summary = {
-        "mode": "hold",
+        "skill": skill,
+        "mode": "hold" if skill == "hold" else "rotate",
         "object": obj,
         "asset": env.spec.object_spec(obj).asset,
         "checkpoint": str(trained.checkpoint),

@@ -79,18 +79,23 @@ def _emit(stage: str, info: str = "", *, done: int | None = None, total: int | N
 
 def collect_job(
     out: str,
-    assets: Sequence[str] = ("cube", "cube@1.2", "ball", "can"),
+    assets: Sequence[str] | None = None,
     n_envs: int = 64,
     expert_steps: int = 200_000,
     runs: int = 2,
     steps: int = 400,
     seed: int = 0,
     recollect: bool = False,
+    skills: Sequence[str] | None = None,
 ) -> dict:
-    """Train the hold experts that out/experts/ lacks (one per asset, PPO), then roll them out into out/data.hdf5
-    (kept when it exists unless `recollect`)."""
+    """Train the experts that out/experts/ lacks (one per asset and skill, PPO), then roll them out into
+    out/data.hdf5 (kept when it exists unless `recollect`)."""
     from dexforge.policies.dexgen import pipeline as P
-    from dexforge.policies.dexgen.experts import ExpertConfig
+    from dexforge.policies.dexgen.experts import ExpertConfig, expert_folder
+    from dexforge.policies.dexgen.skills import DEFAULT_ASSETS, DEFAULT_SKILLS
+
+    assets = tuple(assets or DEFAULT_ASSETS)
+    skills = tuple(skills or DEFAULT_SKILLS)
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -98,38 +103,42 @@ def collect_job(
     experts = []
     for asset in assets:  # one at a time, so that each gets its own progress row
         stage = f"expert {asset}"
-        _emit(stage, "scripted pick, then PPO")
-        (summary,) = P.train_experts(
+        _emit(stage, f"scripted pick, then PPO ({', '.join(skills)})")
+        summaries = P.train_experts(
             folder,
             [asset],
             n_envs=n_envs,
             cfg=ExpertConfig(env_steps=expert_steps, seed=seed),
+            skills=skills,
             log=lambda msg, stage=stage: _emit(stage, msg),
         )
-        experts.append(
-            {"asset": asset, **{k: summary.get(k) for k in ("best_success", "env_steps", "stop_reason", "skipped")}}
-        )
-        best = summary.get("best_success")
-        _emit(stage, summary.get("skipped") or f"best success {'-' if best is None else f'{best:.0%}'}", event="done")
+        for summary in summaries:
+            keys = ("skill", "best_success", "env_steps", "stop_reason", "skipped")
+            experts.append({"asset": asset, **{k: summary.get(k) for k in keys}})
+        best = [
+            f"{e['skill']} {e['best_success']:.0%}" for e in experts[-len(summaries) :] if e["best_success"] is not None
+        ]
+        _emit(stage, summaries[0].get("skipped") or f"best success {', '.join(best) or '-'}", event="done")
     t_experts = time.time()
     data = folder / DATA
     kept = data.is_file() and not recollect
     if kept:
         _emit("collect", f"kept {data}; pass --recollect to collect again", event="done")
     else:
-        usable = [a for a in assets if (folder / "experts" / a / "expert.json").is_file()]
+        pairs = [(a, k) for a in assets for k in skills if (expert_folder(folder, a, k) / "expert.json").is_file()]
+        usable = list(dict.fromkeys(a for a, _ in pairs))
         if not usable:
             why = "; ".join(f"{e['asset']}: {e['skipped']}" for e in experts if e["skipped"])
-            raise RuntimeError(f"no object has a hold expert to collect from ({why or 'none trained'})")
-        total, runs_done = runs * len(usable), 0
+            raise RuntimeError(f"no object has an expert to collect from ({why or 'none trained'})")
+        total, runs_done = runs * len(pairs), 0
 
         def on_run(msg: str) -> None:
             nonlocal runs_done
             runs_done += 1  # collect_data logs once per finished run
             _emit("collect", msg, done=min(runs_done, total), total=total)
 
-        _emit("collect", f"{len(usable)} object(s) x {runs} run(s) x {steps} steps", done=0, total=total)
-        P.collect_data(folder, usable, n_envs=n_envs, runs=runs, steps=steps, seed=seed, log=on_run)
+        _emit("collect", f"{len(pairs)} expert(s) x {runs} run(s) x {steps} steps", done=0, total=total)
+        P.collect_data(folder, usable, n_envs=n_envs, runs=runs, steps=steps, seed=seed, skills=skills, log=on_run)
         _emit("collect", f"{data.stat().st_size / 1e6:.1f} MB", done=total, total=total, event="done")
     return {
         "folder": str(folder),

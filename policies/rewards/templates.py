@@ -21,6 +21,8 @@ from dexforge.policies.rewards.check import RewardError
 
 _OBJECT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
+PALM_AXES = {"thumb": (1.0, 0.0, 0.0), "normal": (0.0, -1.0, 0.0), "fingers": (0.0, 0.0, 1.0)}
+"""Axes of the palm link's frame by what they point at: toward the thumb, out of the palm, along the fingers."""
 ACTION_PENALTY = 0.01  # default weight of the action penalty in every template
 SUCCESS_BONUS = 5.0  # default weight of the success bonus in every template
 
@@ -33,7 +35,7 @@ class RewardTemplateError(RewardError):
 class Param:
     name: str
     kind: str
-    """"object" (a name in the scene), "number" or "axis" (x, y or z)."""
+    """"object" (a name in the scene), "number", "axis" (world x, y or z) or "palm_axis" (thumb, normal, fingers)."""
     default: float | str | None = None
     """None: required."""
     description: str = ""
@@ -232,6 +234,31 @@ TEMPLATES: dict[str, RewardTemplate] = {
             helpers=_QUAT,
         ),
         _template(
+            "spin",
+            "Keep turning the held object about an axis of the palm (toward the thumb, out of the palm, or along the "
+            "fingers) at `speed` rad/s while it stays in the hand, whatever the wrist does: in-hand rotation.",
+            (
+                _OBJ,
+                Param("axis", "palm_axis", "normal", "Palm axis: thumb, normal or fingers."),
+                Param("speed", "number", 1.0, "rad/s about the axis; negative turns the other way."),
+            ),
+            {"K_PALM": 10.0},
+            (
+                'held = m["{obj}.grasped"].float()',
+                'w = m["{obj}.angvel_in_palm"]',
+                "axis = torch.tensor(AXIS, device=w.device)",
+                "along = (w * axis).sum(-1)",
+                "off = (w - along[:, None] * axis).norm(dim=-1)",
+            ),
+            {
+                "grasp": (1.0, "held"),
+                "spin": (2.0, "torch.clamp(along / SPEED, -1.0, 1.0) * held"),
+                "off_axis": (0.3, "-torch.tanh(off / abs(SPEED)) * held"),
+                "near_palm": (1.0, 'torch.exp(-K_PALM * m["{obj}.palm_dist"])'),
+                "aloft": (1.0, '(1.0 - m["{obj}.on_ground"].float())'),
+            },
+        ),
+        _template(
             "push",
             "Push the object along the support by (dx, dy) metres from where it started, keeping it upright.",
             (_OBJ, Param("dx", "number", 0.1, "m, world x."), Param("dy", "number", 0.0, "m, world y.")),
@@ -273,6 +300,10 @@ def _value(template: RewardTemplate, p: Param, value: float | str) -> str:
         if value not in AXES:
             raise RewardTemplateError(f"{template.id}: `{p.name}` must be one of x, y, z, got {value!r}")
         return repr(AXES[str(value)])
+    if p.kind == "palm_axis":
+        if value not in PALM_AXES:
+            raise RewardTemplateError(f"{template.id}: `{p.name}` must be one of {', '.join(PALM_AXES)}, got {value!r}")
+        return repr(PALM_AXES[str(value)])
     try:
         number = float(value)
     except (TypeError, ValueError):
