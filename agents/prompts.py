@@ -118,7 +118,9 @@ You split a task into an ordered plan of subtasks, each with one controller:
 - scripted: open_hand, close_hand, power_grasp or hold.
 - dexgen: a trained DexGen model (`dexforge dexgen train`) moves the fingers while the wrist holds, to keep
   an object in hand safely (`dexgen: {{mode: hold|rotate, fingertip_offset: [x, y, z] m per step, strength}}`);
-  only when such a model exists, never for release.
+  only when such a model exists, never for release. An rl subtask may also add
+  `safety_filter: {{mode: hold|rotate, strength}}` to run its trained policy through such a model when the plan
+  runs (DexGen keeps the fingers to motions that held objects in its data; a lower strength filters more).
 
 Rules:
 - Subtask names are unique identifiers; every subtask has success predicates that say when it is

@@ -92,6 +92,12 @@ class SubtaskSpec(_Model):
         default=None,
         description="How a dexgen subtask uses the DexGen model (the fingers; the wrist holds); None: defaults.",
     )
+    safety_filter: DexGenUse | None = Field(
+        default=None,
+        description="rl only: once trained, the policy's actions pass through DexGen (its `mode`; `strength`: "
+        "how closely DexGen follows the policy), which keeps the fingers to motions its data showed hold the "
+        "object; applies when the plan runs and collects trajectories, not in training.",
+    )
     action_mode: Literal["delta", "absolute"] = Field(
         default="delta", description="rl: actions move targets by steps (delta) or set them in the joint range."
     )
@@ -123,6 +129,10 @@ class SubtaskSpec(_Model):
             raise ValueError(f"subtask '{self.name}': an rl subtask needs `reward` or `reward_template`")
         if self.controller == "motion_plan" and self.goal is None:
             raise ValueError(f"subtask '{self.name}': a motion_plan subtask needs a `goal`")
+        if self.safety_filter is not None and self.controller != "rl":
+            raise ValueError(f"subtask '{self.name}': only an rl subtask's policy can go through a `safety_filter`")
+        if self.safety_filter is not None and self.safety_filter.fingertip_offset is not None:
+            raise ValueError(f"subtask '{self.name}': a `safety_filter` follows the policy, not a fingertip_offset")
         if self.controller == "scripted" and self.script is None:
             raise ValueError(f"subtask '{self.name}': a scripted subtask needs a `script`")
         if self.lift_test and self.lift_test_steps + self.lift_test_hold >= self.episode_length:

@@ -82,6 +82,10 @@ def make_controller(sub: SubtaskSpec, act=None):
         return dexgen_controller(sub.dexgen or DexGenUse(), steps=sub.episode_length)
     if act is None:
         raise ValueError(f"subtask '{sub.name}' is rl: it needs a trained policy")
+    if sub.safety_filter is not None:
+        from dexforge.policies.dexgen.assist import filtered_controller
+
+        return filtered_controller(sub.safety_filter, act, pre_step=lift_test_hook(sub))
     return PolicyController(act, pre_step=lift_test_hook(sub))
 
 

@@ -78,6 +78,21 @@ def test_assist_names_the_missing_expert(tmp_path: Path, capsys: pytest.CaptureF
     assert "no hold expert for 'ball'" in err and "experts: cube" in err and "--asset ball" in err
 
 
+def test_eval_names_a_missing_spin_expert_and_rejects_an_unknown_skill(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "dexgen.pt").touch()
+    (tmp_path / "experts" / "cube").mkdir(parents=True)
+    (tmp_path / "experts" / "cube" / "expert.json").write_text("{}")
+    code = main(["dexgen", "eval", str(tmp_path), "--skill", "spin_thumb"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "no spin_thumb expert" in err and "--skill spin_thumb" in err
+    code = main(["dexgen", "collect", str(tmp_path), "--skill", "juggle"])
+    err = capsys.readouterr().err
+    assert code == 2 and "spin_normal" in err, err
+
+
 def test_collect_rejects_an_unknown_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["dexgen", "collect", str(tmp_path), "--asset", "cubee"])
     err = capsys.readouterr().err

@@ -16,7 +16,7 @@ from dexforge.policies.dexgen.collect import load_dataset
 from dexforge.policies.dexgen.config import DexGenConfig
 from dexforge.policies.dexgen.experts import ExpertConfig, make_env
 from dexforge.policies.subtask import DexGenUse, SubtaskSpec
-from dexforge.policies.train import make_controller, train_subtask
+from dexforge.policies.train import _run, make_controller, train_subtask
 from dexforge.sim.env import EnvState
 from dexforge.sim.spec import Held
 
@@ -94,6 +94,24 @@ def test_collect_train_and_assist_on_a_tiny_scene(tmp_path):
     outcome, _ = train_subtask(env, sub, tmp_path / "plan", eval_episodes=4)
     assert outcome.controller == "dexgen" and outcome.episodes == 4 and 0.0 <= outcome.success_rate <= 1.0
 
+    # an rl subtask's trained policy through DexGen as a safety filter: DexGen sets the finger targets
+    filtered = SubtaskSpec(
+        name="hold_filtered",
+        controller="rl",
+        reward_template="hold",
+        reward_params={"obj": "cube"},
+        safety_filter=DexGenUse(model=str(path), strength=1.0),
+        active=("fingers",),
+        episode_length=5,
+        success=[Held(object="cube", duration=0.02)],
+    )
+    controller = make_controller(filtered, act)
+    assert type(controller).__name__ == "FilteredController"
+    env.set_start_states(start)
+    env.configure(action_mode="delta", reset=True)
+    success, _ = _run(env, controller, filtered)
+    assert success.shape == (4,) and len(controller.assist.latency_s) == 5  # every step went through DexGen
+
 
 def test_a_dexgen_subtask_without_a_model_says_how_to_get_one(tmp_path):
     sub = SubtaskSpec(name="keep", controller="dexgen", dexgen=DexGenUse(model=str(tmp_path / "none.pt")))
@@ -103,6 +121,12 @@ def test_a_dexgen_subtask_without_a_model_says_how_to_get_one(tmp_path):
     assert plain.dexgen is None  # the defaults apply: hold, no command, the home folder's model
     with pytest.raises(ValidationError):
         DexGenUse(mode="juggle")
+    no_model = DexGenUse(model=str(tmp_path / "none.pt"))
+    filtered = SubtaskSpec(name="g", controller="rl", reward_template="hold", safety_filter=no_model)
+    with pytest.raises(DexforgeError, match="safety_filter needs a trained DexGen model"):
+        make_controller(filtered, act=lambda obs: obs)
+    with pytest.raises(ValidationError, match="only an rl subtask"):
+        SubtaskSpec(name="g", controller="scripted", script="hold", safety_filter=no_model)
 
 
 def test_the_summary_judges_the_highest_noise_at_which_the_raw_expert_drops():

@@ -33,6 +33,11 @@ class DexGenAssistArgs(BaseModel):
         le=1000.0,
         description="DexGen's guidance toward the policy's motion: 0 ignores the policy, large values follow it.",
     )
+    skill: str = Field(
+        default="hold",
+        description="The expert corrupted: hold, or spin_normal / spin_thumb / spin_fingers (turning the object in "
+        "the hand; its goals, 45-degree turns before the drop, are counted too).",
+    )
     n_envs: int = Field(default=64, ge=1, le=1024, description="Parallel envs; hold times are their mean.")
     seconds: float = Field(default=8.0, gt=0.0, le=120.0, description="Simulated seconds per run (the cap).")
     timeout_s: float = Field(default=1800.0, gt=0, description="Most seconds the job may take.")
@@ -44,6 +49,7 @@ def dexgen_assist(
     asset: str | None = None,
     noise: float = 1.0,
     strength: float = 1.0,
+    skill: str = "hold",
     n_envs: int = 64,
     seconds: float = 8.0,
     timeout_s: float = 1800.0,
@@ -53,21 +59,24 @@ def dexgen_assist(
 
     When DexGen helps: in-hand subtasks (hold, carry, reorient) where a learnt or coarse finger policy drops
     the object: noisy, slow or under-trained policies, and the wrist moving or turning against gravity. Use it
-    as a plan's `dexgen` controller (mode hold or rotate) or to filter such a policy. Not for release: turn it
+    as a plan's `dexgen` controller (mode hold or rotate) or to filter such a policy (an rl subtask's
+    `safety_filter: {mode, strength}`), with the strength that did best here. Not for release: turn it
     off (another controller) for the subtask that lets go, or it keeps holding.
     What it costs: a trained model in the folder (`dexforge dexgen collect FOLDER` then `dexforge dexgen
     train FOLDER`: about 15 minutes on a CPU); this measurement then takes a minute or two. Returns both mean
     hold times (capped at `seconds`), their ratio, the fractions held to the end and DexGen's latency."""
     from dexforge.home import DexforgeError
     from dexforge.policies.dexgen import jobs as J
+    from dexforge.policies.dexgen.skills import skill_mode
     from dexforge.sim.catalog import default_catalog
 
     where = Path(folder) if folder else J.default_folder()
     try:
         asset = default_catalog().object(asset).id if asset else None
+        skill_mode(skill)
         J.require_model(where)
-        J.require_expert(where, asset)
-    except DexforgeError as exc:
+        J.require_expert(where, asset, skill)
+    except (DexforgeError, ValueError) as exc:
         raise ToolException(str(exc)) from None
     progress(event="dexgen_assist", folder=str(where))
     value = run_worker(
@@ -79,13 +88,17 @@ def dexgen_assist(
             "seconds": seconds,
             "noise": noise,
             "strength": strength,
+            "skill": skill,
         },
         where / "jobs",
         timeout_s,
         hint="check the folder with `dexforge dexgen eval`, or retrain it with `dexforge dexgen train`",
     )
     text = (
-        f"{value['asset']}, {value['corruption']}: the policy alone holds {value['raw_hold_s']:.2f} s, through "
-        f"DexGen (strength {strength:g}) {value['dexgen_hold_s']:.2f} s ({value['ratio']:g}x; cap {seconds:g} s)"
+        f"{value['asset']} ({skill}), {value['corruption']}: the policy alone holds {value['raw_hold_s']:.2f} s, "
+        f"through DexGen (strength {strength:g}) {value['dexgen_hold_s']:.2f} s "
+        f"({value['ratio']:g}x; cap {seconds:g} s)"
     )
+    if "raw_goals" in value:
+        text += f"; goals per run {value['raw_goals']:.2f} alone, {value['dexgen_goals']:.2f} through DexGen"
     return text, value

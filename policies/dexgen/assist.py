@@ -129,18 +129,46 @@ def default_model() -> Path:
     return home() / "dexgen" / "default" / "dexgen.pt"
 
 
-def dexgen_controller(use, *, steps: int) -> DexGenController:
-    """The controller of a plan's `dexgen` subtask (`policies.subtask.DexGenUse`)."""
+def _bundle(use, what: str) -> DexGen:
     from dexforge.home import DexforgeError
-    from dexforge.policies.dexgen.skills import MODES
 
     path = Path(use.model) if use.model else default_model()
     if not path.is_file():
         raise DexforgeError(
-            f"a dexgen subtask needs a trained DexGen model, and there is none at {path}; run "
+            f"{what} needs a trained DexGen model, and there is none at {path}; run "
             f"`dexforge dexgen collect {path.parent}` and `dexforge dexgen train {path.parent}` first"
         )
-    bundle = DexGen.load(path)
+    return DexGen.load(path)
+
+
+class FilteredController:
+    """A plan controller for an rl subtask with a `safety_filter`: the trained policy's actions through DexGen
+    (`DexGenAssist`), for the subtask's episode length; `pre_step` (e.g. its lift test) runs before each step."""
+
+    def __init__(self, assist: DexGenAssist) -> None:
+        self.assist, self.steps_needed = assist, 0
+
+    def begin(self, env: HandEnv) -> None:
+        self.steps_needed = env.episode_length
+        self.assist.begin(env)
+
+    def step(self, env: HandEnv) -> StepResult:
+        return self.assist.step(env)
+
+
+def filtered_controller(use, act: Act, *, pre_step: Callable[[HandEnv], None] | None = None) -> FilteredController:
+    """The controller of an rl subtask whose policy runs through DexGen (`SubtaskSpec.safety_filter`)."""
+    from dexforge.policies.dexgen.skills import MODES
+
+    bundle = _bundle(use, "a safety_filter")
+    return FilteredController(DexGenAssist(bundle, act, strength=use.strength, mode=MODES[use.mode], pre_step=pre_step))
+
+
+def dexgen_controller(use, *, steps: int) -> DexGenController:
+    """The controller of a plan's `dexgen` subtask (`policies.subtask.DexGenUse`)."""
+    from dexforge.policies.dexgen.skills import MODES
+
+    bundle = _bundle(use, "a dexgen subtask")
     command, mask = None, None
     if use.fingertip_offset is not None:
         cfg = bundle.cfg

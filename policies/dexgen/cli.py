@@ -196,11 +196,17 @@ def _asset_id(asset: str) -> str:
     return found if scale == 1.0 else f"{found}@{scale:g}"
 
 
-def _check_ready(where: Path, asset: str | None) -> str | None:
+def _check_ready(where: Path, asset: str | None, skill: str = "hold") -> str | None:
     """Fail before a worker starts: the model and an expert to corrupt must be there; the asset's catalog id."""
+    from dexforge.policies.dexgen.skills import skill_mode
+
+    try:
+        skill_mode(skill)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--skill") from None
     asset = _asset_id(asset) if asset else None
     J.require_model(where)
-    J.require_expert(where, asset)
+    J.require_expert(where, asset, skill)
     return asset
 
 
@@ -209,6 +215,15 @@ Asset = Annotated[
     typer.Option(help="The object whose expert is corrupted (default: the first one DexGen was trained on)."),
 ]
 Seconds = Annotated[float, typer.Option(min=0.1, help="Simulated seconds per run; hold times are capped at it.")]
+Skill = Annotated[
+    str,
+    typer.Option(
+        "--skill",
+        "-s",
+        help="Which expert is corrupted: hold, or a spin expert (spin_normal, spin_thumb, spin_fingers), whose "
+        "goals (45-degree turns in the hand before the drop) are counted too.",
+    ),
+]
 
 
 @app.command("eval")
@@ -229,6 +244,7 @@ def evaluate(
         list[float] | None,
         typer.Option(min=0.0, help="DexGen guidance strengths to try (repeatable; default 0.01, 0.1, 1)."),
     ] = None,
+    skill: Skill = "hold",
     as_json: AsJson = False,
     timeout: Timeout = 2 * 3600.0,
 ) -> None:
@@ -236,11 +252,12 @@ def evaluate(
 
     The expert's actions get uniform noise U(-e, e) for each --noise, or are slowed to U(0, a) * action for
     each --slow, and run alone and through DexGen at each --strength while the wrist wanders; the table
-    shows the mean time to drop, capped at --seconds. Also DexGen's latency per action (batch 1). Results
-    go to FOLDER/eval.json. On 2 CPU cores about 15 minutes at the defaults (18 runs of 8 s at 64 envs).
+    shows the mean time to drop, capped at --seconds, and for a spin expert (--skill spin_normal, ...) the
+    goals reached in that time. Also DexGen's latency per action (batch 1). Results go to FOLDER/eval.json.
+    On 2 CPU cores about 15 minutes at the defaults (18 runs of 8 s at 64 envs).
     """
     where = _folder(folder)
-    asset = _check_ready(where, asset)
+    asset = _check_ready(where, asset, skill)
     args = {
         "out": str(where),
         "asset": asset,
@@ -249,18 +266,22 @@ def evaluate(
         "noise": noise or [1.0, 2.0, 4.0],
         "slow": slow or [0.5],
         "strengths": strength or [0.01, 0.1, 1.0],
+        "skill": skill,
     }
     value = _run("dexgen_eval", args, where, timeout)
     if as_json:
         typer.echo(json.dumps(value, indent=2))
         return
-    table = Table(title=f"{value['asset']}: mean time in hand, s (cap {seconds:g} s, {envs} envs)")
-    for col in ("corruption", "controller", "hold (s)", "held to end", "ms per batched call"):
+    spin = skill != "hold"
+    title = f"{value['asset']} ({skill} expert): mean time in hand, s (cap {seconds:g} s, {envs} envs)"
+    table = Table(title=title)
+    for col in ("corruption", "controller", "hold (s)", "held to end", *(["goals"] if spin else []), "ms per call"):
         table.add_column(col)
     for r in value["results"]:
         who = "expert alone" if r["strength"] is None else f"DexGen, strength {r['strength']:g}"
         ms = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.1f}"
-        table.add_row(r["corruption"], who, f"{r['hold_s']:.2f}", f"{r['held_to_end']:.0%}", ms)
+        goals = [f"{r['goals']:.2f}" if r.get("goals") is not None else "-"] if spin else []
+        table.add_row(r["corruption"], who, f"{r['hold_s']:.2f}", f"{r['held_to_end']:.0%}", *goals, ms)
     out.print(table)
     target = value["target"]
     judged = target["judged"]
@@ -290,6 +311,7 @@ def assist(
     strength: Annotated[
         float, typer.Option(min=0.0, help="DexGen guidance: 0 ignores the expert, large values follow it.")
     ] = 1.0,
+    skill: Skill = "hold",
     as_json: AsJson = False,
     timeout: Timeout = 3600.0,
 ) -> None:
@@ -299,7 +321,7 @@ def assist(
     at the defaults (two runs of 8 s at 64 envs, plus building the scene).
     """
     where = _folder(folder)
-    asset = _check_ready(where, asset)
+    asset = _check_ready(where, asset, skill)
     args = {
         "out": str(where),
         "asset": asset,
@@ -307,6 +329,7 @@ def assist(
         "seconds": seconds,
         "noise": noise,
         "strength": strength,
+        "skill": skill,
     }
     value = _run("dexgen_assist", args, where, timeout)
     if as_json:
@@ -322,3 +345,8 @@ def assist(
     out.print(table)
     ms = "" if value["latency_ms"] is None else f"; {value['latency_ms']} ms per batched call"
     out.print(f"through DexGen it stays in hand {value['ratio']:g}x as long{ms}")
+    if "raw_goals" in value:
+        out.print(
+            f"goals (45-degree turns) per run: expert alone {value['raw_goals']:.2f}, "
+            f"DexGen {value['dexgen_goals']:.2f}"
+        )

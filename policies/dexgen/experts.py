@@ -179,7 +179,8 @@ def train_hold_expert(
         env,
         compile_reward(source),
         out,
-        cfg=PPOConfig(seed=cfg.seed),
+        # a spin expert's success (holding) plateaus long before its turning does: it uses its whole budget
+        cfg=PPOConfig(seed=cfg.seed) if skill == "hold" else PPOConfig(seed=cfg.seed, plateau_iterations=1 << 30),
         target_success=cfg.target_success if skill == "hold" else 2.0,
         max_env_steps=cfg.env_steps,
         max_wall_s=cfg.wall_s,

@@ -53,9 +53,19 @@ def expert_assets(folder: Path) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/expert.json")) if root.is_dir() else []
 
 
-def require_expert(folder: Path, asset: str | None) -> None:
+def require_expert(folder: Path, asset: str | None, skill: str = "hold") -> None:
     """An expert for `asset` (None: for any object) must be in the folder: eval and assist corrupt its actions."""
     have = expert_assets(folder)
+    if skill != "hold":
+        with_skill = [a for a in have if (Path(folder) / "experts" / a / skill / "expert.json").is_file()]
+        if (asset is None and with_skill) or asset in with_skill:
+            return
+        which = f"for '{asset}' " if asset else ""
+        listed = f" ({skill} experts: {', '.join(with_skill)})" if with_skill else ""
+        raise DexforgeError(
+            f"no {skill} expert {which}in {Path(folder) / 'experts'}{listed}; run `dexforge dexgen collect "
+            f"{folder}{f' --asset {asset}' if asset else ''} --skill hold --skill {skill}` to train it"
+        )
     if asset is None and have:
         return
     if asset in have:
@@ -179,27 +189,26 @@ def train_job(out: str, epochs: int = 15, seed: int = 0) -> dict:
     }
 
 
-def _setup(folder: Path, asset: str | None, n_envs: int):
-    """The model, the asset, an env at its held starts (evaluation layouts: seed 1, the data used 0) and the
-    expert's deterministic policy, as benchmarks/dexgen.py sets them up."""
+def _setup(folder: Path, asset: str | None, n_envs: int, skill: str = "hold"):
+    """The model, the asset, an env at its held starts (evaluation layouts: seed 1, the data used 0), the
+    expert's deterministic policy and the wrist motion it was trained under, as benchmarks/dexgen.py sets them."""
     from dexforge.policies.dexgen import pipeline as P
     from dexforge.policies.dexgen.checkpoint import DexGen
-    from dexforge.policies.dexgen.experts import make_env
+    from dexforge.policies.dexgen.experts import expert_folder, make_env
     from dexforge.sim.env import EnvState
 
     require_model(folder)
-    require_expert(folder, asset)
+    require_expert(folder, asset, skill)
     bundle = DexGen.load(folder / MODEL)
-    if asset is None:  # the first object the model was trained on that has an expert here
-        have = expert_assets(folder)
+    if asset is None:  # the first object the model was trained on that has such an expert here
+        have = [a for a in expert_assets(folder) if (expert_folder(folder, a, skill) / "expert.json").is_file()]
         trained = [a for a in bundle.provenance.get("data", {}).get("assets", []) if a in have]
         asset = (trained or have)[0]
-    expert = folder / "experts" / asset
     env = make_env(asset, n_envs=n_envs, seed=1)
-    start = EnvState.load(expert / "start_states.pt")
+    start = EnvState.load(folder / "experts" / asset / "start_states.pt")
     P._ready(env, start, 1)  # the expert's policy is built for the env in the fingers-only setting
-    act, _ = P._load_expert(env, expert, deterministic=True)
-    return bundle, asset, env, start, act
+    act, summary = P._load_expert(env, expert_folder(folder, asset, skill), deterministic=True)
+    return bundle, asset, env, start, act, P.expert_wrist(summary)
 
 
 def _summary(rows: list, corruptions: list) -> tuple[dict, dict | None]:
@@ -210,18 +219,24 @@ def _summary(rows: list, corruptions: list) -> tuple[dict, dict | None]:
     return summary, None if judged is None else {"judged_at": judged.label, **summary[judged.label]}
 
 
-def eval_result(asset: str, n_envs: int, seconds: float, rows: list, corruptions: list, latency: dict) -> dict:
-    """eval's JSON: every run (pipeline.HoldResult, without per-env times), the summary per corruption, and the
-    targets of benchmarks/dexgen.py (10x at the judged noise, <= 27 ms per action)."""
-    from dexforge.policies.dexgen.pipeline import as_json
+def eval_result(
+    asset: str, n_envs: int, seconds: float, rows: list, corruptions: list, latency: dict, skill: str = "hold"
+) -> dict:
+    """eval's JSON: every run (pipeline.HoldResult, without per-env times), the summary per corruption (and
+    for a spin expert the goals), and the targets of benchmarks/dexgen.py (10x at the judged noise, <= 27 ms
+    per action)."""
+    from dexforge.policies.dexgen.pipeline import as_json, summarize_goals
 
     summary, judged = _summary(rows, corruptions)
+    goals = summarize_goals(rows, corruptions) if skill != "hold" else None
     return {
         "asset": asset,
+        "skill": skill,
         "envs": n_envs,
         "seconds_cap": seconds,
         "results": [{k: v for k, v in row.items() if k != "per_env"} for row in as_json(rows)],
         "summary": summary,
+        **({"goals": goals} if goals else {}),
         "target": {
             "judged": judged,
             "meets_10x": bool(judged and judged["ratio"] >= 10),
@@ -239,17 +254,20 @@ def eval_job(
     noise: Sequence[float] = (1.0, 2.0, 4.0),
     slow: Sequence[float] = (0.5,),
     strengths: Sequence[float] = (0.01, 0.1, 1.0),
+    skill: str = "hold",
 ) -> dict:
-    """How long the expert keeps the object with its actions corrupted (none, each noise U(-e, e), each slowing
-    U(0, a) * action), raw and through DexGen at each strength (the clean expert at the middle strength only);
-    DexGen's latency per action; written to out/eval.json as well."""
+    """How long the expert (`skill`: hold, or a spin expert, whose goals are counted too) keeps the object with
+    its actions corrupted (none, each noise U(-e, e), each slowing U(0, a) * action), raw and through DexGen at
+    each strength (the clean expert at the middle strength only); DexGen's latency per action; written to
+    out/eval.json as well."""
     from dexforge.policies.dexgen import pipeline as P
 
     if not strengths:
         raise ValueError("eval needs at least one guidance strength")
     folder = Path(out)
     t0 = time.time()
-    bundle, asset, env, start, act = _setup(folder, asset, n_envs)
+    bundle, asset, env, start, act, wrist = _setup(folder, asset, n_envs, skill)
+    kw = {"seconds": seconds, "skill": skill, "wrist": wrist}
     noises, slows = dict.fromkeys([0.0, *noise]), dict.fromkeys(slow)  # each corruption once: rows match by label
     corruptions = [P.Corruption(noise=e) for e in noises] + [P.Corruption(slow=a) for a in slows]
     middle = [strengths[len(strengths) // 2]]
@@ -258,16 +276,17 @@ def eval_job(
     _emit("eval", f"{asset}: {len(runs)} runs of {seconds:g} s at {n_envs} envs", done=0, total=len(runs))
     for i, (c, s) in enumerate(runs):
         if s is None:
-            r = P.hold_duration(env, start, act, c, seconds=seconds)
+            r = P.hold_duration(env, start, act, c, **kw)
         else:
-            r = P.hold_duration(env, start, act, c, seconds=seconds, bundle=bundle, strength=s)
+            r = P.hold_duration(env, start, act, c, bundle=bundle, strength=s, **kw)
         rows.append(r)
         who = "expert" if s is None else f"DexGen {s:g}"
-        _emit("eval", f"{c.label}, {who}: {r.hold_s:.2f} s", done=i + 1, total=len(runs))
+        goals = "" if r.goals is None else f", {r.goals:.2f} goals"
+        _emit("eval", f"{c.label}, {who}: {r.hold_s:.2f} s{goals}", done=i + 1, total=len(runs))
     env.close()
     _emit("eval", "latency per action", done=len(runs), total=len(runs))
     latency = P.latency_per_action(bundle)
-    result = eval_result(asset, n_envs, seconds, rows, corruptions, latency) | {
+    result = eval_result(asset, n_envs, seconds, rows, corruptions, latency, skill) | {
         "model": str(folder / MODEL),
         "wall_s": round(time.time() - t0, 1),
     }
@@ -283,21 +302,25 @@ def assist_job(
     seconds: float = 8.0,
     noise: float = 1.0,
     strength: float = 1.0,
+    skill: str = "hold",
 ) -> dict:
     """One corrupted-expert run (noise U(-noise, noise) on its actions) without and with DexGen at `strength`:
-    both mean hold times, the fractions held to the end and DexGen's latency per batched call."""
+    both mean hold times (and goals, for a spin expert), the fractions held to the end and DexGen's latency
+    per batched call."""
     from dexforge.policies.dexgen import pipeline as P
 
-    bundle, asset, env, start, act = _setup(Path(out), asset, n_envs)
+    bundle, asset, env, start, act, wrist = _setup(Path(out), asset, n_envs, skill)
     corruption = P.Corruption(noise=noise)
+    kw = {"seconds": seconds, "skill": skill, "wrist": wrist}
     _emit("assist", f"{asset}, {corruption.label}: expert alone", done=0, total=2)
-    raw = P.hold_duration(env, start, act, corruption, seconds=seconds)
+    raw = P.hold_duration(env, start, act, corruption, **kw)
     _emit("assist", f"expert alone {raw.hold_s:.2f} s; now through DexGen", done=1, total=2)
-    helped = P.hold_duration(env, start, act, corruption, seconds=seconds, bundle=bundle, strength=strength)
+    helped = P.hold_duration(env, start, act, corruption, bundle=bundle, strength=strength, **kw)
     env.close()
     _emit("assist", f"through DexGen {helped.hold_s:.2f} s", done=2, total=2, event="done")
     return {
         "asset": asset,
+        "skill": skill,
         "corruption": corruption.label,
         "strength": strength,
         "envs": n_envs,
@@ -309,4 +332,5 @@ def assist_job(
         "dexgen_held_to_end": helped.held_to_end,
         "latency_ms": helped.latency_ms,
         "model": str(Path(out) / MODEL),
+        **({"raw_goals": raw.goals, "dexgen_goals": helped.goals} if raw.goals is not None else {}),
     }
