@@ -7,14 +7,15 @@ drop-trimmed, labelled hold / rotate), trains DexGen on them, then:
   1. on the first object's hold expert: the expert corrupted by uniform action noise U(-e, e) for several e
      and slowed by U(0, a) * action, each raw and through DexGen at several guidance strengths: mean holding
      time (time to drop, capped at --seconds) and the fraction held to the end;
-  2. on every spin expert of the first object: the same corruptions, reporting goals achieved in the fixed
-     simulated time (--seconds): whole --goal-deg turns about the axis before the drop;
+  2. on every spin expert of the first object: clean and at --spin-noise, raw and through DexGen, reporting
+     goals achieved in the fixed simulated time (--seconds): whole --goal-deg turns about the axis before
+     the drop;
   3. on the other objects' hold experts: the highest noise, raw and through DexGen at the strength that did
      best in 1 (several shapes);
 and DexGen's latency per action (batch 1, this CPU). JSON on stdout.
 Target: at the highest noise where the raw expert drops within a few seconds, DexGen holds >= 10x longer;
 latency <= 27 ms. Usage:
-  python benchmarks/dexgen.py [--assets cube ball can duck] [--skills hold spin_normal] [--out DIR]
+  python benchmarks/dexgen.py [--assets cube ball can duck] [--spin-assets cube] [--out DIR]
   (reuses the experts, data and model found in DIR)
 """
 
@@ -56,18 +57,19 @@ def main() -> dict:
     from dexforge.policies.dexgen import pipeline as P
     from dexforge.policies.dexgen.checkpoint import DexGen
     from dexforge.policies.dexgen.experts import ExpertConfig, expert_folder, make_env
-    from dexforge.policies.dexgen.skills import DEFAULT_ASSETS, DEFAULT_SKILLS
+    from dexforge.policies.dexgen.skills import DEFAULT_ASSETS, SPIN_AXES
     from dexforge.sim.env import EnvState
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", nargs="+", default=list(DEFAULT_ASSETS))
-    parser.add_argument("--skills", nargs="+", default=list(DEFAULT_SKILLS))
+    parser.add_argument("--spin-assets", nargs="*", default=None, help="objects with spin experts (default: the first)")
+    parser.add_argument("--spin-axes", nargs="*", default=list(SPIN_AXES), help="palm axes of the spin experts")
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--expert-steps", type=int, default=200_000, help="PPO env steps per hold expert")
     parser.add_argument("--spin-steps", type=int, default=400_000, help="PPO env steps per spin expert")
     parser.add_argument("--runs", type=int, default=2, help="collection runs per expert")
     parser.add_argument("--collect-steps", type=int, default=400)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=8.0, help="holding time is capped at this")
     parser.add_argument("--goal-deg", type=float, default=45.0, help="a spin goal: a turn of this many degrees")
     parser.add_argument("--noise", type=float, nargs="+", default=[1.0, 2.0, 4.0])
@@ -80,16 +82,16 @@ def main() -> dict:
     out = args.out or Path(mkdtemp(prefix="dexforge-dexgen-"))
     log = print  # stdout is stderr here (see __main__)
     t0 = time.time()
-    experts = []
-    for skill in args.skills:
-        steps = args.expert_steps if skill == "hold" else args.spin_steps
-        cfg = ExpertConfig(env_steps=steps)
-        experts += P.train_experts(out, args.assets, n_envs=args.envs, cfg=cfg, skills=[skill], log=log)
+    spin_assets = args.assets[:1] if args.spin_assets is None else args.spin_assets
+    spins = [f"spin_{a}" for a in args.spin_axes]
+    cfg = ExpertConfig(env_steps=args.expert_steps)
+    experts = P.train_experts(out, args.assets, n_envs=args.envs, cfg=cfg, log=log)
+    cfg = ExpertConfig(env_steps=args.spin_steps)
+    experts += P.train_experts(out, spin_assets, n_envs=args.envs, cfg=cfg, skills=spins, log=log)
     t_experts = time.time()
     if not (out / "data.hdf5").exists():
-        P.collect_data(
-            out, args.assets, n_envs=args.envs, runs=args.runs, steps=args.collect_steps, skills=args.skills, log=log
-        )
+        kw = {"n_envs": args.envs, "runs": args.runs, "steps": args.collect_steps, "log": log}
+        P.collect_data(out, args.assets, skills=["hold", *spins], **kw)
     t_data = time.time()
     if not (out / "dexgen.pt").exists():
         P.train_model(out, epochs=args.epochs, log=log)
@@ -111,9 +113,7 @@ def main() -> dict:
 
     # 2. the first object's spin experts: goals in the fixed time, raw and assisted
     spin = {}
-    spin_corruptions = [P.Corruption(noise=e) for e in [0.0, *args.spin_noise]] + [
-        P.Corruption(slow=a) for a in args.slow
-    ]
+    spin_corruptions = [P.Corruption(noise=e) for e in [0.0, *args.spin_noise]]
     for e in trained:
         if e["asset"] != asset or e.get("skill", "hold") == "hold":
             continue
@@ -167,7 +167,8 @@ def main() -> dict:
         "benchmark": "dexgen",
         "machine": f"{platform.machine()}, CPU backend, {torch.get_num_threads()} torch thread(s)",
         "assets": args.assets,
-        "skills": args.skills,
+        "spin_assets": spin_assets,
+        "spin_axes": args.spin_axes,
         "envs": args.envs,
         "seconds_cap": args.seconds,
         "goal_deg": args.goal_deg,
