@@ -33,27 +33,28 @@ from tempfile import mkdtemp
 import torch
 
 
-def _grid(P, env, start, act, corruptions, strengths, bundle, args, log, *, skill="hold", wrist=None) -> list:
+def _grid(E, env, start, act, corruptions, strengths, bundle, args, log, *, skill="hold", wrist=None) -> list:
     rows = []
     for c in corruptions:
         kw = {"seconds": args.seconds, "skill": skill, "wrist": wrist, "goal_deg": args.goal_deg}
-        raw = P.hold_duration(env, start, act, c, **kw)
+        raw = E.hold_duration(env, start, act, c, **kw)
         rows.append(raw)
         goals = "" if raw.goals is None else f", {raw.goals:.2f} goals"
         log(f"{skill} {c.label}: raw expert holds {raw.hold_s:.2f} s{goals}")
         for s in strengths if (c.noise or c.slow is not None) else strengths[len(strengths) // 2 :][:1]:
-            r = P.hold_duration(env, start, act, c, bundle=bundle, strength=s, **kw)
+            r = E.hold_duration(env, start, act, c, bundle=bundle, strength=s, **kw)
             rows.append(r)
             goals = "" if r.goals is None else f", {r.goals:.2f} goals"
             log(f"{skill} {c.label}: DexGen strength {s:g} holds {r.hold_s:.2f} s{goals} ({r.latency_ms} ms per call)")
     return rows
 
 
-def _row(P, r) -> dict:
-    return {k: v for k, v in P.as_json([r])[0].items() if k != "per_env" and v is not None}
+def _row(E, r) -> dict:
+    return {k: v for k, v in E.as_json([r])[0].items() if k != "per_env" and v is not None}
 
 
 def main() -> dict:
+    from dexforge.policies.dexgen import evaluate as E
     from dexforge.policies.dexgen import pipeline as P
     from dexforge.policies.dexgen.checkpoint import DexGen
     from dexforge.policies.dexgen.experts import ExpertConfig, expert_folder, make_env
@@ -101,24 +102,24 @@ def main() -> dict:
     trained = [e for e in experts if "skipped" not in e]
     holders = [e["asset"] for e in trained if e.get("skill", "hold") == "hold"]
     asset = holders[0]
-    corruptions = [P.Corruption(noise=e) for e in [0.0, *args.noise]] + [P.Corruption(slow=a) for a in args.slow]
+    corruptions = [E.Corruption(noise=e) for e in [0.0, *args.noise]] + [E.Corruption(slow=a) for a in args.slow]
 
     # 1. the first object's hold expert over the whole grid
     env = make_env(asset, n_envs=args.envs, seed=1)  # evaluation layouts differ from the data's
     start = EnvState.load(out / "experts" / asset / "start_states.pt")
-    P._ready(env, start, 1)
-    act, _ = P._load_expert(env, expert_folder(out, asset), deterministic=True)
-    rows = _grid(P, env, start, act, corruptions, args.strengths, bundle, args, log)
-    summary, judged = P.summarize(rows, corruptions)
+    P.ready_envs(env, start, 1)
+    act, _ = P.load_expert(env, expert_folder(out, asset), deterministic=True)
+    rows = _grid(E, env, start, act, corruptions, args.strengths, bundle, args, log)
+    summary, judged = E.summarize(rows, corruptions)
 
     # 2. the first object's spin experts: goals in the fixed time, raw and assisted
     spin = {}
-    spin_corruptions = [P.Corruption(noise=e) for e in [0.0, *args.spin_noise]]
+    spin_corruptions = [E.Corruption(noise=e) for e in [0.0, *args.spin_noise]]
     for e in trained:
         if e["asset"] != asset or e.get("skill", "hold") == "hold":
             continue
         folder = expert_folder(out, asset, e["skill"])
-        spin_act, spin_summary = P._load_expert(env, folder, deterministic=True)
+        spin_act, spin_summary = P.load_expert(env, folder, deterministic=True)
         grid = _grid(
             P,
             env,
@@ -133,8 +134,8 @@ def main() -> dict:
             wrist=P.expert_wrist(spin_summary),
         )
         spin[e["skill"]] = {
-            "summary": P.summarize_goals(grid, spin_corruptions),
-            "results": [_row(P, r) for r in grid],
+            "summary": E.summarize_goals(grid, spin_corruptions),
+            "results": [_row(E, r) for r in grid],
         }
     env.close()
 
@@ -145,10 +146,10 @@ def main() -> dict:
         for other in holders[1:]:
             env = make_env(other, n_envs=args.envs, seed=1)
             start = EnvState.load(out / "experts" / other / "start_states.pt")
-            P._ready(env, start, 1)
-            act, _ = P._load_expert(env, expert_folder(out, other), deterministic=True)
-            raw = P.hold_duration(env, start, act, judged, seconds=args.seconds)
-            assisted = P.hold_duration(
+            P.ready_envs(env, start, 1)
+            act, _ = P.load_expert(env, expert_folder(out, other), deterministic=True)
+            raw = E.hold_duration(env, start, act, judged, seconds=args.seconds)
+            assisted = E.hold_duration(
                 env, start, act, judged, seconds=args.seconds, bundle=bundle, strength=best_strength
             )
             shapes[other] = {
@@ -162,7 +163,7 @@ def main() -> dict:
             env.close()
     t_eval = time.time()
 
-    latency = P.latency_per_action(bundle)
+    latency = E.latency_per_action(bundle)
     return {
         "benchmark": "dexgen",
         "machine": f"{platform.machine()}, CPU backend, {torch.get_num_threads()} torch thread(s)",
@@ -178,7 +179,7 @@ def main() -> dict:
         ],
         "model": {k: v for k, v in bundle.provenance.items() if k in ("windows", "train_s")}
         | {"final_losses": bundle.provenance.get("history", [{}])[-1]},
-        "hold": {"asset": asset, "results": [_row(P, r) for r in rows], "summary": summary},
+        "hold": {"asset": asset, "results": [_row(E, r) for r in rows], "summary": summary},
         "spin": {"asset": asset, **spin},
         "shapes": shapes,
         "target": {

@@ -204,8 +204,8 @@ def test_assist_shows_progress_then_a_table_or_json(
 def test_eval_prints_every_run_and_the_targets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from dexforge.policies.dexgen.evaluate import Corruption, HoldResult
     from dexforge.policies.dexgen.jobs import eval_result
-    from dexforge.policies.dexgen.pipeline import Corruption, HoldResult
 
     _ready_folder(tmp_path)
     corruptions = [Corruption(noise=0.0), Corruption(noise=1.0), Corruption(slow=0.5)]

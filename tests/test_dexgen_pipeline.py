@@ -10,6 +10,7 @@ import torch
 from pydantic import ValidationError
 
 from dexforge.home import DexforgeError
+from dexforge.policies.dexgen import evaluate as E
 from dexforge.policies.dexgen import pipeline as P
 from dexforge.policies.dexgen.checkpoint import DexGen
 from dexforge.policies.dexgen.collect import load_dataset
@@ -66,18 +67,18 @@ def test_collect_train_and_assist_on_a_tiny_scene(tmp_path):
     assert err < (k - k.mean(0)).norm(dim=-1).mean() + 0.05
 
     env = make_env("cube", n_envs=4, seed=1)
-    P._ready(env, start, 1)
-    act, _ = P._load_expert(env, folder, deterministic=True)
-    noisy = P.Corruption(noise=0.5)
-    raw = P.hold_duration(env, start, act, noisy, seconds=0.2)
-    helped = P.hold_duration(env, start, act, noisy, seconds=0.2, bundle=bundle, strength=1.0)
+    P.ready_envs(env, start, 1)
+    act, _ = P.load_expert(env, folder, deterministic=True)
+    noisy = E.Corruption(noise=0.5)
+    raw = E.hold_duration(env, start, act, noisy, seconds=0.2)
+    helped = E.hold_duration(env, start, act, noisy, seconds=0.2, bundle=bundle, strength=1.0)
     for r in (raw, helped):
         assert r.envs == 4 and 0.0 <= r.hold_s <= 0.2 + 1e-6 and len(r.per_env) == 4
     assert raw.strength is None and raw.latency_ms is None
     assert helped.strength == 1.0 and helped.latency_ms is not None and helped.latency_ms > 0
-    turning = P.hold_duration(env, start, act, noisy, seconds=0.2, bundle=bundle, strength=1.0, skill="spin_normal")
+    turning = E.hold_duration(env, start, act, noisy, seconds=0.2, bundle=bundle, strength=1.0, skill="spin_normal")
     assert turning.expert == "spin_normal" and turning.goals is not None and turning.goals >= 0
-    latency = P.latency_per_action(bundle, calls=5)
+    latency = E.latency_per_action(bundle, calls=5)
     assert latency["median_ms"] > 0 and latency["ddim_steps"] == 4
 
     # a plan's dexgen subtask: DexGen keeps the fingers on the cube from the held starts, with a coarse command
@@ -131,24 +132,24 @@ def test_a_dexgen_subtask_without_a_model_says_how_to_get_one(tmp_path):
 
 def test_the_summary_judges_the_highest_noise_at_which_the_raw_expert_drops():
     def run(c, strength, hold, held_to_end=0.0):
-        return P.HoldResult(corruption=c.label, strength=strength, hold_s=hold, held_to_end=held_to_end, envs=4)
+        return E.HoldResult(corruption=c.label, strength=strength, hold_s=hold, held_to_end=held_to_end, envs=4)
 
     quiet, mid, loud, slow = (
-        P.Corruption(noise=0.5),
-        P.Corruption(noise=2),
-        P.Corruption(noise=4),
-        P.Corruption(slow=0.5),
+        E.Corruption(noise=0.5),
+        E.Corruption(noise=2),
+        E.Corruption(noise=4),
+        E.Corruption(slow=0.5),
     )
     rows = [run(quiet, None, 6.0), run(quiet, 1.0, 6.5), run(mid, None, 2.5), run(mid, 0.1, 3.0), run(mid, 1.0, 5.0)]
     rows += [run(loud, None, 0.4), run(loud, 1.0, 4.4), run(slow, None, 1.0), run(slow, 1.0, 9.0)]
-    summary, judged = P.summarize(rows, [quiet, mid, loud, slow])
+    summary, judged = E.summarize(rows, [quiet, mid, loud, slow])
     assert judged is loud  # the slowed expert also drops early, but only noise levels are judged
     assert summary[mid.label] == {"raw_hold_s": 2.5, "dexgen_best_hold_s": 5.0, "best_strength": 1.0, "ratio": 2.0}
     assert summary[loud.label]["ratio"] == 11.0
-    _, none = P.summarize(rows[:2], [quiet])
+    _, none = E.summarize(rows[:2], [quiet])
     assert none is None
     capped = [run(mid, None, 0.2, held_to_end=1.0), run(mid, 1.0, 0.2, held_to_end=1.0)]  # 0.2 s runs: no drop
-    assert P.summarize(capped, [mid])[1] is None
+    assert E.summarize(capped, [mid])[1] is None
 
 
 def test_objects_can_be_scaled_for_the_experts():

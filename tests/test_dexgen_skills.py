@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from dexforge.policies.dexgen import pipeline as P
+from dexforge.policies.dexgen import evaluate as E
 from dexforge.policies.dexgen.experts import ExpertConfig, expert_folder, skill_reward
 from dexforge.policies.dexgen.skills import MODES, SKILLS, skill_mode
 from dexforge.policies.rewards import compile_reward, render
@@ -66,7 +66,7 @@ def _metrics(palm_deg: list[float], obj_deg: list[float], axis: int) -> dict[str
 
 
 def test_turns_are_counted_in_the_palm_frame_while_held():
-    counter = P.TurnCounter("fingers", 3, goal_deg=45.0)  # fingers = +z of the palm link
+    counter = E.TurnCounter("fingers", 3, goal_deg=45.0)  # fingers = +z of the palm link
     alive = torch.tensor([True, True, True])
     for t in range(11):
         # env 0 turns +10 deg a step in the hand; env 1 turns with the palm (no turn in the hand), env 2 backwards
@@ -80,16 +80,16 @@ def test_turns_are_counted_in_the_palm_frame_while_held():
     assert counter.total[2] == pytest.approx(math.radians(-50), abs=1e-4)
     assert counter.goals.tolist() == [2.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="palm axis"):
-        P.TurnCounter("z", 1)
+        E.TurnCounter("z", 1)
 
 
 def test_the_goal_summary_picks_the_strength_with_most_goals():
     def run(c, strength, goals, hold):
-        return P.HoldResult(c.label, strength, hold, 0.0, 4, expert="spin_normal", goals=goals)
+        return E.HoldResult(c.label, strength, hold, 0.0, 4, expert="spin_normal", goals=goals)
 
-    noisy = P.Corruption(noise=2)
+    noisy = E.Corruption(noise=2)
     rows = [run(noisy, None, 0.25, 1.5), run(noisy, 0.1, 1.5, 6.0), run(noisy, 1.0, 2.0, 5.0)]
-    assert P.summarize_goals(rows, [noisy])[noisy.label] == {
+    assert E.summarize_goals(rows, [noisy])[noisy.label] == {
         "raw_goals": 0.25,
         "dexgen_best_goals": 2.0,
         "best_strength": 1.0,

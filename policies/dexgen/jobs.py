@@ -206,14 +206,14 @@ def _setup(folder: Path, asset: str | None, n_envs: int, skill: str = "hold"):
         asset = (trained or have)[0]
     env = make_env(asset, n_envs=n_envs, seed=1)
     start = EnvState.load(folder / "experts" / asset / "start_states.pt")
-    P._ready(env, start, 1)  # the expert's policy is built for the env in the fingers-only setting
-    act, summary = P._load_expert(env, expert_folder(folder, asset, skill), deterministic=True)
+    P.ready_envs(env, start, 1)  # the expert's policy is built for the env in the fingers-only setting
+    act, summary = P.load_expert(env, expert_folder(folder, asset, skill), deterministic=True)
     return bundle, asset, env, start, act, P.expert_wrist(summary)
 
 
 def _summary(rows: list, corruptions: list) -> tuple[dict, dict | None]:
     """pipeline.summarize, with the judged corruption as {"judged_at", ...its summary} (the benchmark's target)."""
-    from dexforge.policies.dexgen.pipeline import summarize
+    from dexforge.policies.dexgen.evaluate import summarize
 
     summary, judged = summarize(rows, corruptions)
     return summary, None if judged is None else {"judged_at": judged.label, **summary[judged.label]}
@@ -225,7 +225,7 @@ def eval_result(
     """eval's JSON: every run (pipeline.HoldResult, without per-env times), the summary per corruption (and
     for a spin expert the goals), and the targets of benchmarks/dexgen.py (10x at the judged noise, <= 27 ms
     per action)."""
-    from dexforge.policies.dexgen.pipeline import as_json, summarize_goals
+    from dexforge.policies.dexgen.evaluate import as_json, summarize_goals
 
     summary, judged = _summary(rows, corruptions)
     goals = summarize_goals(rows, corruptions) if skill != "hold" else None
@@ -260,7 +260,7 @@ def eval_job(
     its actions corrupted (none, each noise U(-e, e), each slowing U(0, a) * action), raw and through DexGen at
     each strength (the clean expert at the middle strength only); DexGen's latency per action; written to
     out/eval.json as well."""
-    from dexforge.policies.dexgen import pipeline as P
+    from dexforge.policies.dexgen import evaluate as E
 
     if not strengths:
         raise ValueError("eval needs at least one guidance strength")
@@ -269,23 +269,23 @@ def eval_job(
     bundle, asset, env, start, act, wrist = _setup(folder, asset, n_envs, skill)
     kw = {"seconds": seconds, "skill": skill, "wrist": wrist}
     noises, slows = dict.fromkeys([0.0, *noise]), dict.fromkeys(slow)  # each corruption once: rows match by label
-    corruptions = [P.Corruption(noise=e) for e in noises] + [P.Corruption(slow=a) for a in slows]
+    corruptions = [E.Corruption(noise=e) for e in noises] + [E.Corruption(slow=a) for a in slows]
     middle = [strengths[len(strengths) // 2]]
     runs = [(c, s) for c in corruptions for s in [None, *(strengths if c.noise or c.slow is not None else middle)]]
     rows = []
     _emit("eval", f"{asset}: {len(runs)} runs of {seconds:g} s at {n_envs} envs", done=0, total=len(runs))
     for i, (c, s) in enumerate(runs):
         if s is None:
-            r = P.hold_duration(env, start, act, c, **kw)
+            r = E.hold_duration(env, start, act, c, **kw)
         else:
-            r = P.hold_duration(env, start, act, c, bundle=bundle, strength=s, **kw)
+            r = E.hold_duration(env, start, act, c, bundle=bundle, strength=s, **kw)
         rows.append(r)
         who = "expert" if s is None else f"DexGen {s:g}"
         goals = "" if r.goals is None else f", {r.goals:.2f} goals"
         _emit("eval", f"{c.label}, {who}: {r.hold_s:.2f} s{goals}", done=i + 1, total=len(runs))
     env.close()
     _emit("eval", "latency per action", done=len(runs), total=len(runs))
-    latency = P.latency_per_action(bundle)
+    latency = E.latency_per_action(bundle)
     result = eval_result(asset, n_envs, seconds, rows, corruptions, latency, skill) | {
         "model": str(folder / MODEL),
         "wall_s": round(time.time() - t0, 1),
@@ -307,15 +307,15 @@ def assist_job(
     """One corrupted-expert run (noise U(-noise, noise) on its actions) without and with DexGen at `strength`:
     both mean hold times (and goals, for a spin expert), the fractions held to the end and DexGen's latency
     per batched call."""
-    from dexforge.policies.dexgen import pipeline as P
+    from dexforge.policies.dexgen import evaluate as E
 
     bundle, asset, env, start, act, wrist = _setup(Path(out), asset, n_envs, skill)
-    corruption = P.Corruption(noise=noise)
+    corruption = E.Corruption(noise=noise)
     kw = {"seconds": seconds, "skill": skill, "wrist": wrist}
     _emit("assist", f"{asset}, {corruption.label}: expert alone", done=0, total=2)
-    raw = P.hold_duration(env, start, act, corruption, **kw)
+    raw = E.hold_duration(env, start, act, corruption, **kw)
     _emit("assist", f"expert alone {raw.hold_s:.2f} s; now through DexGen", done=1, total=2)
-    helped = P.hold_duration(env, start, act, corruption, bundle=bundle, strength=strength, **kw)
+    helped = E.hold_duration(env, start, act, corruption, bundle=bundle, strength=strength, **kw)
     env.close()
     _emit("assist", f"through DexGen {helped.hold_s:.2f} s", done=2, total=2, event="done")
     return {
