@@ -238,6 +238,7 @@ def test_collect_shows_each_expert_and_the_next_step(
 ) -> None:
     experts = [
         {"asset": "cube", "best_success": 0.97, "env_steps": 120_000, "stop_reason": "target", "skipped": None},
+        {"asset": "cube", "skill": "spin_normal", "best_success": 0.61, "env_steps": 400_000, "stop_reason": "budget"},
         {"asset": "ball", "best_success": None, "env_steps": None, "stop_reason": None, "skipped": "dropped it"},
     ]
     value = {"experts": experts, "data": str(tmp_path / "data.hdf5"), "data_kept": False, "data_mb": 3.2}
@@ -246,3 +247,5 @@ def test_collect_shows_each_expert_and_the_next_step(
     out = capsys.readouterr().out
     assert "97%" in out and "120,000" in out and "dropped it" in out and f"dexforge dexgen train {tmp_path}" in out
     assert seen[0].args["assets"] == ["cube", "ball"] and seen[0].args["n_envs"] == 8
+    assert "spin_normal" in out and "61%" in out
+    assert seen[0].args["skills"] == ["hold", "spin_normal"] and seen[0].args["spin_steps"] == 400_000

@@ -100,8 +100,9 @@ def collect(
         ),
     ] = None,
     envs: Envs = 64,
-    expert_steps: Annotated[int, typer.Option(min=1, help="PPO env steps per expert (at most).")] = 200_000,
-    runs: Annotated[int, typer.Option(min=1, help="Collection runs per object (new randomisation each).")] = 2,
+    expert_steps: Annotated[int, typer.Option(min=1, help="PPO env steps per hold expert (at most).")] = 200_000,
+    spin_steps: Annotated[int, typer.Option(min=1, help="PPO env steps per spin expert.")] = 400_000,
+    runs: Annotated[int, typer.Option(min=1, help="Collection runs per expert (new randomisation each).")] = 2,
     steps: Annotated[int, typer.Option(min=1, help="Steps per collection run (0.01 s each).")] = 400,
     seed: Annotated[int, typer.Option(help="Seed of the experts' training and of the collection.")] = 0,
     recollect: Annotated[bool, typer.Option(help="Collect again although FOLDER/data.hdf5 exists.")] = False,
@@ -115,8 +116,8 @@ def collect(
     before every drop, are DexGen's training data. The scripted power grasp that gives the experts their
     held starts tries 12 placements; an object it holds in none is skipped. Experts and data already in
     FOLDER are kept (delete an expert's folder to retrain it; --recollect to collect again). On 2 CPU cores
-    about 20-30 minutes at the defaults, most of it the experts (a hold expert stops at 95% success, a spin
-    expert uses all of --expert-steps). Next: `dexforge dexgen train FOLDER`.
+    about 35 minutes at the defaults, most of it the experts (a hold expert stops at 95% success, a spin
+    expert uses all of --spin-steps). Next: `dexforge dexgen train FOLDER`.
     """
     where = _folder(folder)
     from dexforge.policies.dexgen.skills import DEFAULT_ASSETS, DEFAULT_SKILLS, skill_mode
@@ -133,6 +134,7 @@ def collect(
         "assets": assets,
         "n_envs": envs,
         "expert_steps": expert_steps,
+        "spin_steps": spin_steps,
         "runs": runs,
         "steps": steps,
         "seed": seed,
@@ -165,7 +167,7 @@ def collect(
 @app.command()
 def train(
     folder: Folder = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the data.")] = 15,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the data.")] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the initialisation and the batches.")] = 0,
     timeout: Timeout = 2 * 3600.0,
 ) -> None:

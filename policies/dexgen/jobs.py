@@ -21,9 +21,9 @@ from dexforge.home import DexforgeError
 DATA = "data.hdf5"
 MODEL = "dexgen.pt"
 RESULTS = "eval.json"
-PREPARE_TIME = "collect and train take about 15 minutes on a CPU at the defaults"
-"""For errors and help texts: three hold experts (PPO, at most 200k env steps each, stopping early at 95%
-success), two 400-step runs per object at 64 envs, 15 epochs of training."""
+PREPARE_TIME = "collect and train take about 45 minutes on a CPU at the defaults"
+"""For errors and help texts: four hold experts (PPO, at most 200k env steps each, stopping early at 95%
+success) and four spin experts (400k each), two 400-step runs per expert at 64 envs, 6 epochs of training."""
 
 
 def default_folder() -> Path:
@@ -92,6 +92,7 @@ def collect_job(
     assets: Sequence[str] | None = None,
     n_envs: int = 64,
     expert_steps: int = 200_000,
+    spin_steps: int = 400_000,
     runs: int = 2,
     steps: int = 400,
     seed: int = 0,
@@ -114,14 +115,16 @@ def collect_job(
     for asset in assets:  # one at a time, so that each gets its own progress row
         stage = f"expert {asset}"
         _emit(stage, f"scripted pick, then PPO ({', '.join(skills)})")
-        summaries = P.train_experts(
-            folder,
-            [asset],
-            n_envs=n_envs,
-            cfg=ExpertConfig(env_steps=expert_steps, seed=seed),
-            skills=skills,
-            log=lambda msg, stage=stage: _emit(stage, msg),
-        )
+        summaries = []
+        for skill in skills:  # hold first: its scripted pick makes the held starts the others share
+            summaries += P.train_experts(
+                folder,
+                [asset],
+                n_envs=n_envs,
+                cfg=ExpertConfig(env_steps=expert_steps if skill == "hold" else spin_steps, seed=seed),
+                skills=[skill],
+                log=lambda msg, stage=stage: _emit(stage, msg),
+            )
         for summary in summaries:
             keys = ("skill", "best_success", "env_steps", "stop_reason", "skipped")
             experts.append({"asset": asset, **{k: summary.get(k) for k in keys}})
@@ -160,7 +163,7 @@ def collect_job(
     }
 
 
-def train_job(out: str, epochs: int = 15, seed: int = 0) -> dict:
+def train_job(out: str, epochs: int = 6, seed: int = 0) -> dict:
     """Fit DexGen on out/data.hdf5 into out/dexgen.pt (replacing it)."""
     from dexforge.policies.dexgen import pipeline as P
     from dexforge.policies.dexgen.checkpoint import DexGen
