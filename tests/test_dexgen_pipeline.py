@@ -163,3 +163,19 @@ def test_objects_can_be_scaled_for_the_experts():
     (obj,) = spec.objects
     assert obj.asset == "cube" and obj.scale == 1.2 and obj.pose.pos[2] == pytest.approx(0.03)
     assert spec.name == "hold_cube_x1.2" and spec.success == []
+
+
+def test_the_scripted_pick_finds_a_grasp_for_a_ball_with_few_envs():
+    from dexforge.policies.dexgen.experts import PICK_GRID, held_start
+
+    env = make_env("ball", n_envs=4, seed=0)
+    try:
+        start = held_start(env)  # the default cube grasp (first in the grid) closes above a ball: lower ones hold
+        assert 1 <= start.n <= 4 and PICK_GRID[0] == (-0.04, 0.004)
+        env.set_start_states(start)
+        env.configure(success=[], auto_reset=False, active=("fingers",), reset=True)
+        m = env.metrics
+        # every start holds the ball off the table: its centre rests at 3.4 cm, held starts are >= 5 cm higher
+        assert bool(m["ball.grasped"].all()) and float(m["ball.pos"][:, 2].min()) > 0.08
+    finally:
+        env.close()
