@@ -280,3 +280,12 @@ def test_make_windows_counts_and_contents():
         make_windows([_episode(4)], TINY)
     with pytest.raises(ValueError, match="joint_pos has shape"):
         make_windows([{**ep, "joint_pos": torch.zeros(6, 4)}], TINY)
+
+
+def test_the_bundle_moves_all_its_networks():
+    bundle = _tiny_bundle()
+    assert bundle.device == torch.device("cpu")
+    moved = bundle.to("meta")  # no GPU here: the meta device shows every network went
+    assert moved is bundle and bundle.device == torch.device("meta")
+    nets = (bundle.diffusion, bundle.inverse_dynamics, bundle.forward_kinematics)
+    assert all(p.device.type == "meta" for net in nets for p in net.parameters())

@@ -41,12 +41,17 @@ class DexGenAssist:
     ) -> None:
         self.bundle, self.act, self.mode, self.steps, self.pre_step = bundle, act, mode, steps, pre_step
         self.strength = bundle.cfg.guidance if strength is None else strength
+        self.seed = seed
         self.gen = torch.Generator().manual_seed(seed)
         self.latency_s: list[float] = []
         """Wall time of each DexGen call (sampling + inverse dynamics), for the whole batch."""
         self._history: list[torch.Tensor] = []
 
     def begin(self, env: HandEnv) -> None:
+        if self.bundle.device != env.device:  # e.g. a GPU scene: DexGen runs where the states are
+            self.bundle.to(env.device)
+        if self.gen.device != env.device:
+            self.gen = torch.Generator(device=env.device).manual_seed(self.seed)
         self.reader = HandReader(env)
         if self.reader.n_joints != self.bundle.cfg.n_joints:
             raise ValueError(f"DexGen model has {self.bundle.cfg.n_joints} joints, this hand {self.reader.n_joints}")
@@ -73,6 +78,8 @@ class DexGenAssist:
             if command is None:
                 command = self.bundle.implied_motion(before, full[:, cols])
         cond = torch.cat(self._history, dim=-1)
+        if mask is not None:
+            mask = mask.to(cond.device)
         t0 = time.perf_counter()
         targets, _ = self.bundle.act(
             cond,

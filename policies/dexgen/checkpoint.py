@@ -48,6 +48,16 @@ class DexGen:
         self.provenance: dict[str, Any] = {}
         """What `load` found in the file (empty for a bundle built here)."""
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.diffusion.parameters()).device
+
+    def to(self, device: str | torch.device) -> DexGen:
+        """Move the networks to `device` (the normalisers follow their inputs); returns self."""
+        for net in (self.diffusion, self.inverse_dynamics, self.forward_kinematics):
+            net.to(device)
+        return self
+
     def fit_normalizers(self, data: dict[str, torch.Tensor]) -> DexGen:
         """Statistics from make_windows output (cond, motion, target); returns self."""
         for name in NORMALIZERS:
