@@ -15,7 +15,7 @@ drop-trimmed, labelled hold / rotate), trains DexGen on them, then:
 and DexGen's latency per action (batch 1, this CPU). JSON on stdout.
 Target: at the highest noise where the raw expert drops within a few seconds, DexGen holds >= 10x longer;
 latency <= 27 ms. Usage:
-  python benchmarks/dexgen.py [--assets cube ball can duck] [--spin-assets cube] [--out DIR]
+  python benchmarks/dexgen.py [--assets cube ball can cube@1.2] [--spin-assets cube] [--out DIR]
   (reuses the experts, data and model found in DIR)
 """
 

@@ -32,12 +32,14 @@ def grasp_and_lift(
     *,
     palm_dx: float | torch.Tensor = H.POWER_GRASP_PALM_OFFSET[0],
     depth: float | torch.Tensor = 0.004,
+    squeeze: float | torch.Tensor = 0.0,
 ) -> Iterator[torch.Tensor]:
     """Yield full robot targets (N, D) step by step: hover, descend, close, lift, hold.
 
     `palm_dx`: the palm centre's x offset from the object's centre, m; `depth`: the wrist's height above the
-    object's top when the hand closes, m (negative: lower, around a round or tall object). Either may be a
-    tensor (N,), one value per env, to try several grasps at once."""
+    object's top when the hand closes, m (negative: lower, around a round or tall object); `squeeze`: rad
+    added to the curling joints' targets of the grasp (clamped to their limits), a firmer hold for a round or
+    tall object. Each may be a tensor (N,), one value per env, to try several grasps at once."""
     names = list(env.joint_names)
     col = {n: i for i, n in enumerate(names)}
     start = env.targets.clone()
@@ -53,6 +55,9 @@ def grasp_and_lift(
     closed = down.clone()
     for joint, value in H.POWER_GRASP.items():
         closed[:, col[joint]] = value
+    flexion = [col[j] for j in H.FLEXION_JOINTS]
+    squeeze_t = torch.as_tensor(squeeze, dtype=closed.dtype, device=closed.device)
+    closed[:, flexion] += squeeze_t[:, None] if squeeze_t.ndim else squeeze_t
     yield from (closed for _ in range(close_steps))  # a fast close wraps the object before it is pushed away
     up = closed.clone()
     up[:, col["wrist_z"]] += lift

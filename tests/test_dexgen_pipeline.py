@@ -171,7 +171,7 @@ def test_the_scripted_pick_finds_a_grasp_for_a_ball_with_few_envs():
     env = make_env("ball", n_envs=4, seed=0)
     try:
         start = held_start(env)  # the default cube grasp (first in the grid) closes above a ball: lower ones hold
-        assert 1 <= start.n <= 4 and PICK_GRID[0] == (-0.04, 0.004)
+        assert 1 <= start.n <= 4 and PICK_GRID[0] == (-0.04, 0.004, 0.0)
         env.set_start_states(start)
         env.configure(success=[], auto_reset=False, active=("fingers",), reset=True)
         m = env.metrics

@@ -87,7 +87,7 @@ def collect(
             "--asset",
             "-a",
             help="An object to hold: a catalog id, optionally scaled as cube@1.2 (repeatable; default: cube, ball, "
-            "can and duck).",
+            "can and cube@1.2).",
         ),
     ] = None,
     skill: Annotated[
@@ -114,7 +114,7 @@ def collect(
     moves and turns against gravity; a spin expert (FOLDER/experts/OBJECT/spin_AXIS/) turns it about a palm
     axis. Their rollouts, labelled hold or rotate, with mass, friction and gains randomised per run and cut
     before every drop, are DexGen's training data. The scripted power grasp that gives the experts their
-    held starts tries 12 placements; an object it holds in none is skipped. Experts and data already in
+    held starts tries 24 grasps; an object it holds in none is skipped. Experts and data already in
     FOLDER are kept (delete an expert's folder to retrain it; --recollect to collect again). On 2 CPU cores
     about 35 minutes at the defaults, most of it the experts (a hold expert stops at 95% success, a spin
     expert uses all of --spin-steps). Next: `dexforge dexgen train FOLDER`.

@@ -9,8 +9,9 @@ SPIN_AXES = ("normal", "thumb", "fingers")
 """Palm axes a spin expert turns the object about (rewards.templates.PALM_AXES): out of the palm, toward the
 thumb, along the fingers."""
 SKILLS = ("hold", *(f"spin_{a}" for a in SPIN_AXES))
-DEFAULT_ASSETS = ("cube", "ball", "can", "duck")
-"""The objects of `dexforge dexgen collect` and the benchmark: a box, a sphere, a tall cylinder, an irregular mesh."""
+DEFAULT_ASSETS = ("cube", "ball", "can", "cube@1.2")
+"""The objects of `dexforge dexgen collect` and the benchmark: a box, a sphere, a tall cylinder and a larger box.
+The duck and the bunny (irregular meshes) gave 12-17 held starts of 64 and hold experts at 0% after 200k steps."""
 DEFAULT_SKILLS = ("hold", "spin_normal")
 """The experts trained per object by default: holding, and turning about the palm normal."""
 
