@@ -43,16 +43,20 @@ def test_collect_train_and_assist_on_a_tiny_scene(tmp_path):
     start = EnvState.load(folder / "start_states.pt")
     assert 1 <= start.n <= 4  # the envs that held the cube after the scripted pick
 
-    data = P.collect_data(tmp_path, ["cube"], n_envs=4, runs=1, steps=40, skills=["hold", "spin_normal"])
+    # runs of 0.4 s: a 0.1 s margin before a drop (not 2 s) leaves steps to learn from in a run that drops
+    data = P.collect_data(
+        tmp_path, ["cube"], n_envs=4, runs=1, steps=40, skills=["hold", "spin_normal"], drop_margin_s=0.1
+    )
     episodes, provenance = load_dataset(data)
     assert len(episodes) == 8 and provenance["experts"] == ["cube:hold", "cube:spin_normal"]
     assert all(bool((e["mode"] == 0).all()) for e in episodes[:4])  # the hold expert's runs, then the spinner's
     assert all(bool((e["mode"] == 1).all()) for e in episodes[4:]) and sum(len(e["mode"]) for e in episodes[4:]) > 0
+    assert provenance["drop_margin_s"] == 0.1
     assert [r["mode"] for r in provenance["runs"]] == [0, 1]
     run = provenance["runs"][0]
     assert run["expert"] == expert["checkpoint"] and len(run["randomization"]["friction_scale"]) == 4
     kept = [e for e in episodes if e["keypoints"].shape[0]]
-    assert kept, "a power grasp held still for 0.4 s keeps the cube in some env"
+    assert kept, "every run keeps the steps until 0.1 s before its drop"
     for e in kept:
         n = e["keypoints"].shape[0]
         assert e["keypoints"].shape == (n, 10, 3) and e["joint_pos"].shape == (n, 22) and e["targets"].shape == (n, 22)

@@ -143,11 +143,13 @@ def collect_data(
     steps: int,
     seed: int = 0,
     skills: Sequence[str] = ("hold",),
+    drop_margin_s: float = 2.0,
     log: Log = _quiet,
 ) -> Path:
     """Roll out every asset's experts (sampled actions; each skill's data labelled with its mode) `runs` times
     for `steps` steps with the wrist moving as in the expert's training and mass, friction and gains
-    randomised per run; drop-trimmed episodes go to out/data.hdf5."""
+    randomised per run; episodes trimmed `drop_margin_s` before each drop (DexterityGen: 2 s) go to
+    out/data.hdf5."""
     from dexforge.policies.dexgen.randomize import Randomizer
 
     episodes, runs_info = [], []
@@ -166,7 +168,15 @@ def collect_data(
                 drawn = randomizer.apply()
                 motion = WristMotion(expert_wrist(summary), seed=seed * 1000 + r)
                 mode = skill_mode(skill)
-                got = collect(env, act, steps=steps, obj=env.object_names[0], mode=mode, wrist_motion=motion)
+                got = collect(
+                    env,
+                    act,
+                    steps=steps,
+                    obj=env.object_names[0],
+                    mode=mode,
+                    wrist_motion=motion,
+                    drop_margin_s=drop_margin_s,
+                )
                 kept = sum(int(e["keypoints"].shape[0]) for e in got)
                 held = sum(float(e["hold_s"]) for e in got) / len(got)
                 log(f"collect {asset} {skill} run {r}: {kept} steps kept, mean hold {held:.2f} s")
@@ -193,7 +203,7 @@ def collect_data(
         "n_envs": n_envs,
         "seed": seed,
         "modes": MODES,
-        "drop_margin_s": 2.0,
+        "drop_margin_s": drop_margin_s,
     }
     return save_dataset(Path(out) / "data.hdf5", episodes, provenance)
 
