@@ -121,7 +121,7 @@ def main() -> dict:
         folder = expert_folder(out, asset, e["skill"])
         spin_act, spin_summary = P.load_expert(env, folder, deterministic=True)
         grid = _grid(
-            P,
+            E,
             env,
             start,
             spin_act,
