@@ -63,7 +63,7 @@ def dexgen_assist(
     `safety_filter: {mode, strength}`), with the strength that did best here. Not for release: turn it
     off (another controller) for the subtask that lets go, or it keeps holding.
     What it costs: a trained model in the folder (`dexforge dexgen collect FOLDER` then `dexforge dexgen
-    train FOLDER`: about 15 minutes on a CPU); this measurement then takes a minute or two. Returns both mean
+    train FOLDER`: about 35 minutes on a CPU); this measurement then takes a minute or two. Returns both mean
     hold times (capped at `seconds`), their ratio, the fractions held to the end and DexGen's latency."""
     from dexforge.home import DexforgeError
     from dexforge.policies.dexgen import jobs as J

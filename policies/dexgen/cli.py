@@ -116,7 +116,7 @@ def collect(
     before every drop, are DexGen's training data. The scripted power grasp that gives the experts their
     held starts tries 24 grasps; an object it holds in none is skipped. Experts and data already in
     FOLDER are kept (delete an expert's folder to retrain it; --recollect to collect again). On 2 CPU cores
-    about 35 minutes at the defaults, most of it the experts (a hold expert stops at 95% success, a spin
+    about 25 minutes at the defaults, most of it the experts (a hold expert stops at 95% success, a spin
     expert uses all of --spin-steps). Next: `dexforge dexgen train FOLDER`.
     """
     where = _folder(folder)
@@ -173,7 +173,7 @@ def train(
 ) -> None:
     """Train DexGen (keypoint diffusion + inverse dynamics) on FOLDER/data.hdf5 into FOLDER/dexgen.pt.
 
-    Replaces a dexgen.pt already there. Needs `dexforge dexgen collect FOLDER` first. A few minutes on 2
+    Replaces a dexgen.pt already there. Needs `dexforge dexgen collect FOLDER` first. About 10 minutes on 2
     CPU cores at the defaults. Next: `dexforge dexgen eval FOLDER` or `dexforge dexgen assist FOLDER`.
     """
     where = _folder(folder)

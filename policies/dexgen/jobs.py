@@ -21,7 +21,7 @@ from dexforge.home import DexforgeError
 DATA = "data.hdf5"
 MODEL = "dexgen.pt"
 RESULTS = "eval.json"
-PREPARE_TIME = "collect and train take about 45 minutes on a CPU at the defaults"
+PREPARE_TIME = "collect and train take about 35 minutes on a CPU at the defaults"
 """For errors and help texts: four hold experts (PPO, at most 200k env steps each, stopping early at 95%
 success) and four spin experts (400k each), two 400-step runs per expert at 64 envs, 6 epochs of training."""
 
