@@ -118,7 +118,7 @@ def test_the_tool_is_registered_and_says_when_dexgen_helps() -> None:
 
     (tool,) = [t for t in all_tools() if t.name == "dexgen_assist"]
     text = tool.description.lower()
-    for phrase in ("in-hand", "drops", "noisy", "wrist", "gravity", "not for release", "15 minutes"):
+    for phrase in ("in-hand", "drops", "noisy", "wrist", "gravity", "not for release", "35 minutes", "safety_filter"):
         assert phrase in text, phrase
     assert {"folder", "noise", "strength"} <= set(tool.args)
 
