@@ -79,6 +79,11 @@ def test_turns_are_counted_in_the_palm_frame_while_held():
     assert counter.total[1] == pytest.approx(0.0, abs=1e-4)
     assert counter.total[2] == pytest.approx(math.radians(-50), abs=1e-4)
     assert counter.goals.tolist() == [2.0, 0.0, 0.0]
+    # judged earlier (e.g. before a drop's tumble): env 0 after 4 steps had turned 40 deg, no goal yet
+    until = torch.tensor([4, 10, 3])
+    assert counter.turned_until(until)[0] == pytest.approx(math.radians(40), abs=1e-4)
+    assert counter.goals_until(until).tolist() == [0.0, 0.0, 0.0]
+    assert counter.goals_until(torch.tensor([5, 99, -3])).tolist() == [1.0, 0.0, 0.0]  # clamped to the record
     with pytest.raises(ValueError, match="palm axis"):
         E.TurnCounter("z", 1)
 

@@ -56,7 +56,8 @@ class HoldResult:
 class TurnCounter:
     """How far each env's object has turned in the hand about a palm axis (`rewards.templates.PALM_AXES`),
     summed step by step from its orientation relative to the palm while `alive`; goals = whole `goal_deg`
-    turns in the commanded direction."""
+    turns in the commanded direction. `history[k]` is the sum after the k-th update (the first sets the
+    reference), so that a turn can be judged up to a chosen step (`goals_until`)."""
 
     def __init__(self, axis: str, n_envs: int, goal_deg: float = 45.0) -> None:
         from dexforge.policies.rewards.templates import PALM_AXES
@@ -68,6 +69,7 @@ class TurnCounter:
         self.axis = torch.tensor(PALM_AXES[axis])
         self.goal = math.radians(goal_deg)
         self.total = torch.zeros(n_envs)
+        self.history: list[torch.Tensor] = []
         self._prev: torch.Tensor | None = None
 
     def update(self, m: dict, obj: str, alive: torch.Tensor) -> None:
@@ -78,12 +80,22 @@ class TurnCounter:
             d = quat_mul(q, quat_conj(self._prev))  # this step's turn, in the palm frame
             d = torch.where(d[:, :1] < 0, -d, d)
             angle = 2 * torch.atan2((d[:, 1:] * self.axis).sum(-1), d[:, 0])
-            self.total += torch.where(alive.cpu(), angle, torch.zeros_like(angle))
+            self.total = self.total + torch.where(alive.cpu(), angle, torch.zeros_like(angle))
         self._prev = q
+        self.history.append(self.total.clone())
 
     @property
     def goals(self) -> torch.Tensor:
         return torch.floor(self.total.clamp(min=0) / self.goal)
+
+    def turned_until(self, step: torch.Tensor) -> torch.Tensor:
+        """Each env's turn after `step[i]` updates past the first (clamped to what was recorded), rad."""
+        cum = torch.stack(self.history)  # (updates, N)
+        idx = step.clamp(0, cum.shape[0] - 1).long()
+        return cum[idx, torch.arange(cum.shape[1])]
+
+    def goals_until(self, step: torch.Tensor) -> torch.Tensor:
+        return torch.floor(self.turned_until(step).clamp(min=0) / self.goal)
 
 
 @torch.no_grad()
@@ -101,11 +113,13 @@ def hold_duration(
     skill: str = "hold",
     wrist: WristMotionConfig | None = None,
     goal_deg: float = 45.0,
+    settle_s: float = 0.5,
 ) -> HoldResult:
     """Run the corrupted expert (through DexGen when `bundle` is given, in the skill's mode) with the wrist
     moving (`wrist`, default WristMotionConfig()); the mean time until the object is dropped (not held for
     longer than `grace_s`), capped at `seconds`. For a spin_<axis> expert also the goals achieved in that
-    fixed simulated time: whole `goal_deg` turns about the axis before the drop."""
+    fixed simulated time: whole `goal_deg` turns about the axis, reached at least `settle_s` before the drop
+    (the tumble of a falling object is no goal)."""
     from dexforge.policies.dexgen.assist import DexGenAssist
 
     steps = round(seconds / env.dt)
@@ -141,6 +155,8 @@ def hold_duration(
         if turns is not None:
             turns.update(result.metrics, obj, drop == steps)
     per_env = (drop.float() * env.dt).tolist()
+    # turns count up to settle_s before a drop (the fall's tumble is no goal), to the end of a run that held
+    judged_until = torch.where(drop < steps, drop - round(settle_s / env.dt), drop)
     latency = None
     if assist is not None and assist.latency_s:
         latency = 1000 * sum(assist.latency_s) / len(assist.latency_s)
@@ -153,8 +169,8 @@ def hold_duration(
         latency_ms=None if latency is None else round(latency, 2),
         per_env=[round(x, 2) for x in per_env],
         expert=skill,
-        goals=None if turns is None else round(float(turns.goals.mean()), 3),
-        turned_deg=None if turns is None else round(math.degrees(float(turns.total.mean())), 1),
+        goals=None if turns is None else round(float(turns.goals_until(judged_until).mean()), 3),
+        turned_deg=None if turns is None else round(math.degrees(float(turns.turned_until(judged_until).mean())), 1),
     )
 
 
