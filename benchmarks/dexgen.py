@@ -74,7 +74,7 @@ def main() -> dict:
     parser.add_argument("--seconds", type=float, default=8.0, help="holding time is capped at this")
     parser.add_argument("--goal-deg", type=float, default=45.0, help="a spin goal: a turn of this many degrees")
     parser.add_argument("--noise", type=float, nargs="+", default=[1.0, 2.0, 4.0])
-    parser.add_argument("--slow", type=float, nargs="+", default=[0.5])
+    parser.add_argument("--slow", type=float, nargs="*", default=[0.5])
     parser.add_argument("--strengths", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     parser.add_argument("--spin-noise", type=float, nargs="+", default=[2.0], help="noise levels for the spin grid")
     parser.add_argument("--out", type=Path, default=None)
