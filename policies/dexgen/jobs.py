@@ -57,24 +57,16 @@ def require_expert(folder: Path, asset: str | None, skill: str = "hold") -> None
     """An expert for `asset` (None: for any object) must be in the folder: eval and assist corrupt its actions."""
     have = expert_assets(folder)
     if skill != "hold":
-        with_skill = [a for a in have if (Path(folder) / "experts" / a / skill / "expert.json").is_file()]
-        if (asset is None and with_skill) or asset in with_skill:
-            return
-        which = f"for '{asset}' " if asset else ""
-        listed = f" ({skill} experts: {', '.join(with_skill)})" if with_skill else ""
-        raise DexforgeError(
-            f"no {skill} expert {which}in {Path(folder) / 'experts'}{listed}; run `dexforge dexgen collect "
-            f"{folder}{f' --asset {asset}' if asset else ''} --skill hold --skill {skill}` to train it"
-        )
-    if asset is None and have:
-        return
-    if asset in have:
+        have = [a for a in have if (Path(folder) / "experts" / a / skill / "expert.json").is_file()]
+    if have and (asset is None or asset in have):
         return
     which = f"for '{asset}' " if asset else ""
-    listed = f" (experts: {', '.join(have)})" if have else ""
+    label = "experts" if skill == "hold" else f"{skill} experts"
+    listed = f" ({label}: {', '.join(have)})" if have else ""
+    options = (f" --asset {asset}" if asset else "") + ("" if skill == "hold" else f" --skill hold --skill {skill}")
     raise DexforgeError(
-        f"no hold expert {which}in {Path(folder) / 'experts'}{listed}; "
-        f"run `dexforge dexgen collect {folder}{f' --asset {asset}' if asset else ''}` to train it"
+        f"no {skill} expert {which}in {Path(folder) / 'experts'}{listed}; "
+        f"run `dexforge dexgen collect {folder}{options}` to train it"
     )
 
 
