@@ -33,7 +33,9 @@ from tempfile import mkdtemp
 import torch
 
 
-def _grid(E, env, start, act, corruptions, strengths, bundle, args, log, *, skill="hold", wrist=None) -> list:
+def _grid(env, start, act, corruptions, strengths, bundle, args, log, *, skill="hold", wrist=None) -> list:
+    from dexforge.policies.dexgen import evaluate as E
+
     rows = []
     for c in corruptions:
         kw = {"seconds": args.seconds, "skill": skill, "wrist": wrist, "goal_deg": args.goal_deg}
@@ -49,7 +51,9 @@ def _grid(E, env, start, act, corruptions, strengths, bundle, args, log, *, skil
     return rows
 
 
-def _row(E, r) -> dict:
+def _row(r) -> dict:
+    from dexforge.policies.dexgen import evaluate as E
+
     return {k: v for k, v in E.as_json([r])[0].items() if k != "per_env" and v is not None}
 
 
@@ -109,7 +113,7 @@ def main() -> dict:
     start = EnvState.load(out / "experts" / asset / "start_states.pt")
     P.ready_envs(env, start, 1)
     act, _ = P.load_expert(env, expert_folder(out, asset), deterministic=True)
-    rows = _grid(E, env, start, act, corruptions, args.strengths, bundle, args, log)
+    rows = _grid(env, start, act, corruptions, args.strengths, bundle, args, log)
     summary, judged = E.summarize(rows, corruptions)
 
     # 2. the first object's spin experts: goals in the fixed time, raw and assisted
@@ -121,7 +125,6 @@ def main() -> dict:
         folder = expert_folder(out, asset, e["skill"])
         spin_act, spin_summary = P.load_expert(env, folder, deterministic=True)
         grid = _grid(
-            E,
             env,
             start,
             spin_act,
@@ -135,7 +138,7 @@ def main() -> dict:
         )
         spin[e["skill"]] = {
             "summary": E.summarize_goals(grid, spin_corruptions),
-            "results": [_row(E, r) for r in grid],
+            "results": [_row(r) for r in grid],
         }
     env.close()
 
@@ -179,7 +182,7 @@ def main() -> dict:
         ],
         "model": {k: v for k, v in bundle.provenance.items() if k in ("windows", "train_s")}
         | {"final_losses": bundle.provenance.get("history", [{}])[-1]},
-        "hold": {"asset": asset, "results": [_row(E, r) for r in rows], "summary": summary},
+        "hold": {"asset": asset, "results": [_row(r) for r in rows], "summary": summary},
         "spin": {"asset": asset, **spin},
         "shapes": shapes,
         "target": {
