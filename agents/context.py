@@ -65,6 +65,12 @@ class AgentContext(BaseModel):
     max_retries: int = Field(default=2, ge=0, le=10, description="Reward rewrites per failed rl subtask (K).")
     max_redecompose: int = Field(default=1, ge=0, le=3, description="Fresh plans after a subtask exhausts K.")
     max_invalid: int = Field(default=3, ge=1, le=10, description="Invalid answers a role may give per question.")
+    max_tool_calls: int = Field(
+        default=8, ge=0, le=100, description="Tool calls a role may make per question before it is asked to answer."
+    )
+    tool_budgets: dict[str, int] = Field(
+        default_factory=dict, description="Role -> its own tool-call budget (overrides max_tool_calls for that role)."
+    )
     pass_rate: float = Field(
         default=0.5, ge=0.0, le=1.0, description="A subtask passes when its evaluated success rate reaches this."
     )
@@ -99,6 +105,9 @@ class AgentContext(BaseModel):
         "(a plan, nothing trained). None: go through training and collection.",
     )
 
+    def tool_budget(self, role: str) -> int:
+        return self.tool_budgets.get(role, self.max_tool_calls)
+
     def model_for(self, role: str) -> ModelSettings:
         return self.models.get(role, ModelSettings())
 
@@ -129,6 +138,7 @@ class AgentContext(BaseModel):
         data: dict = {"models": models}
         for name, var, kind in (
             ("n_envs", "DEXFORGE_ENVS", int),
+            ("max_tool_calls", "DEXFORGE_TOOL_BUDGET", int),
             ("rl_budget", "DEXFORGE_RL_BUDGET", int),
             ("backend", "DEXFORGE_BACKEND", str),
             ("warm_start", "DEXFORGE_WARM_START", lambda v: v.lower() not in ("0", "false", "no")),

@@ -59,8 +59,13 @@ def summary(state: AgentState, ctx: AgentContext, final: bool = True) -> dict:
         )
     calls: dict[str, dict] = {}
     for c in state.get("model_calls", []):
-        row = calls.setdefault(c["role"], {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0})
+        row = calls.setdefault(
+            c["role"],
+            {"calls": 0, "answers": 0, "tool_calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0},
+        )
         row["calls"] += 1
+        row["answers"] += 1 if c.get("kind", "answer") in ("answer", "text") else 0
+        row["tool_calls"] += len(c.get("tool_calls") or [])
         row["input_tokens"] += c.get("input_tokens", 0)
         row["output_tokens"] += c.get("output_tokens", 0)
         row["cost_usd"] += c.get("cost_usd", 0.0)

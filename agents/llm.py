@@ -238,6 +238,11 @@ def ask(
 
 
 def _endpoint_error(exc: openai.APIError, settings: ModelSettings) -> str:
+    return endpoint_failure(exc, settings)
+
+
+def endpoint_failure(exc: openai.APIError, settings: ModelSettings) -> str:
+    """One line on why the endpoint gave no answer (unreachable, timed out, an HTTP error)."""
     where = f"{settings.model} @ {settings.base_url}"
     if isinstance(exc, openai.APITimeoutError):
         return f"no answer from {where} within {settings.timeout_s:g} s ({settings.max_retries} retries)"

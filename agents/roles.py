@@ -1,9 +1,10 @@
 """One entry point for the four roles, whichever backend runs them.
 
-`ask_role(role, brief, ctx)` returns the role's validated answer and the records of the calls it took.
-A model behind an OpenAI-compatible endpoint gets the brief rendered by `prompts.py` and sees its own
-invalid answers come back with the error (bounded by `ctx.max_invalid`); the offline reasoner gets
-the brief itself, and an answer of its that fails validation is re-asked with the error in the brief.
+`ask_role(role, brief, ctx, scope=...)` runs the role as a bounded tool-calling loop (agents.toolloop)
+and returns its validated answer and the records of its turns. A model behind an OpenAI-compatible
+endpoint gets the brief rendered by `prompts.py`, its toolbox and an answer tool; the offline reasoner
+runs in the same loop as a chat model that calls the same tools (agents.offline.toolmodel). Invalid
+answers come back to the role with the error, bounded by `ctx.max_invalid`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dexforge.agents.schemas import (
     TaskProposal,
 )
 from dexforge.home import DexforgeError
+from dexforge.tools.base import Scope
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -102,33 +104,82 @@ def ask_role(
     brief: BaseModel,
     ctx: AgentContext,
     *,
+    scope: Scope | None = None,
     images: Sequence[Path] = (),
     validate: Callable[[BaseModel], None] | None = None,
 ) -> tuple[BaseModel, list[dict]]:
-    """The role's answer to `brief` (validated by the schema and by `validate`) and the call records."""
+    """The role's answer to `brief` (validated by the schema and by `validate`) and the records of its turns.
+
+    The role runs as a bounded tool-calling loop (agents.toolloop) over its toolbox bound to `scope`, on
+    the configured model or on the offline reasoner. Inventing overnight tasks (an InventBrief) needs no
+    tools and is one structured answer. Raises RoleError when the loop ends without a valid answer."""
+    if isinstance(brief, InventBrief):
+        return _invent(brief, ctx)
+    if scope is None:
+        raise ValueError("a role's tool loop needs a scope (its run folder at least)")
+    from dexforge.agents import llm, prompts
+    from dexforge.agents.offline.toolmodel import OfflineToolModel
+    from dexforge.agents.toolloop import RoleLoop, opening
+    from dexforge.tools.toolboxes import toolbox
+
     settings = ctx.model_for(role)
+    system = SYSTEMS[role]()
+    text = prompts.render_brief(brief)
     if settings.backend == "offline":
-        return _offline(role, brief, validate, ctx.max_invalid, malformed_replies(ctx.faults, role))
+        model = OfflineToolModel(role=role, brief=brief, malformed=malformed_replies(ctx.faults, role))
+        messages = opening(system, text)
+    else:
+        model = llm.chat_model(settings, **({"streaming": True} if settings.stream else {}))
+        messages = opening(system, llm.user_content(text, images, settings.vision))
+    loop = RoleLoop(
+        role=role,
+        model=model,
+        tools=toolbox(role, scope),
+        schema=SCHEMAS[role][1],
+        run_dir=scope.run_dir,
+        backend=settings.backend,
+        model_name=settings.label,
+        budget=ctx.tool_budget(role),
+        max_invalid=ctx.max_invalid,
+        validate=validate,
+        vision=settings.vision,
+        image_content=llm.user_content,
+        settings=None if settings.backend == "offline" else settings,
+    )
+    answer, failure, records, _ = loop.run(messages)
+    if answer is None:
+        raise RoleError(role, failure or "no answer", records)
+    return answer, records
+
+
+def _invent(brief: InventBrief, ctx: AgentContext) -> tuple[BaseModel, list[dict]]:
+    """Overnight: new requests from the proposer, in one structured answer (no tools)."""
+    settings = ctx.model_for("proposer")
+    if settings.backend == "offline":
+        return _offline("proposer", brief, None, ctx.max_invalid, malformed_replies(ctx.faults, "proposer"))
     from dexforge.agents import llm, prompts
 
-    schema = Invention if isinstance(brief, InventBrief) else SCHEMAS[role][1]
-    system = {
-        "proposer": prompts.INVENTOR if isinstance(brief, InventBrief) else prompts.PROPOSER,
-        "critic": prompts.CRITIC,
-        "decomposer": prompts.DECOMPOSER,
-        "reward_writer": prompts.REWARD_WRITER,
-    }[role]
     try:
         answer, records = llm.ask(
-            settings,
-            role,
-            system,
-            prompts.render_brief(brief),
-            schema,
-            images=images,
-            validate=validate,
-            max_invalid=ctx.max_invalid,
+            settings, "proposer", prompts.INVENTOR, prompts.render_brief(brief), Invention, max_invalid=ctx.max_invalid
         )
     except llm.RoleFailed as exc:
-        raise RoleError(role, str(exc), [r.model_dump() for r in getattr(exc, "records", [])]) from None
-    return answer, [r.model_dump() if hasattr(r, "model_dump") else dict(r) for r in records]
+        raise RoleError("proposer", str(exc), [r.model_dump() for r in getattr(exc, "records", [])]) from None
+    return answer, [r.model_dump() for r in records]
+
+
+def _system(name: str) -> Callable[[], str]:
+    def get() -> str:
+        from dexforge.agents import prompts
+
+        return getattr(prompts, name)
+
+    return get
+
+
+SYSTEMS: dict[str, Callable[[], str]] = {
+    "proposer": _system("PROPOSER"),
+    "critic": _system("CRITIC"),
+    "decomposer": _system("DECOMPOSER"),
+    "reward_writer": _system("REWARD_WRITER"),
+}

@@ -17,6 +17,7 @@ from dexforge.agents.schemas import Correction, Critique, CritiqueBrief, Propose
 from dexforge.agents.state import AgentState
 from dexforge.home import DexforgeError
 from dexforge.sim.spec import TaskSpec
+from dexforge.tools.base import Scope
 from dexforge.tools.common import ToolFailed, call_tool, progress
 from dexforge.tools.sim_tools import check_scene
 
@@ -75,7 +76,7 @@ def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         amendment=state.get("amendment"),
         error=state.get("critique_feedback"),
     )
-    answer, calls = ask_role("proposer", brief, ctx)
+    answer, calls = ask_role("proposer", brief, ctx, scope=_scope(state, ctx, "proposer"))
     assert isinstance(answer, TaskProposal)
     source = "amendment" if state.get("amendment") else "proposer"
     log_event(state["run_dir"], "proposal", source=source, family=answer.family, reasoning=answer.reasoning)
@@ -134,7 +135,8 @@ def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         memories=state.get("memories", []),
     )
     images = [Path(p) for p in checked["renders"].values()] if ctx.render else []
-    critique, calls = ask_role("critic", brief, ctx, images=images, validate=validate)
+    scope = _scope(state, ctx, "critic", spec_dir=str(out_dir), findings=checked["findings"])
+    critique, calls = ask_role("critic", brief, ctx, scope=scope, images=images, validate=validate)
     assert isinstance(critique, Critique)
     if (forced := faults.forced_verdict(ctx.faults, rounds)) is not None:
         finding = f"{faults.INJECTED} the critic's verdict in round {rounds + 1} is forced to '{forced.verdict}'"
@@ -156,6 +158,21 @@ def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         update["status"] = "stopped"
         update["reason"] = "stopped after the scene check, as asked (stop_after=check)"
     return update
+
+
+def _scope(state: AgentState, ctx: AgentContext, role: str, **fields) -> Scope:
+    """What the role's tools act on: this run, its current spec (and check), the context's limits."""
+    return Scope(
+        run_dir=state["run_dir"],
+        role=role,
+        request=state["request"],
+        spec_yaml=state.get("spec_yaml"),
+        backend=ctx.backend,
+        job_timeout_s=min(ctx.job_timeout_s, 900.0),
+        memory=ctx.memory,
+        vision=ctx.model_for(role).vision,
+        **fields,
+    )
 
 
 def approve(state: AgentState, runtime: Runtime[AgentContext]) -> dict:

@@ -22,6 +22,7 @@ from dexforge.agents.schemas import DecomposeBrief, Decomposition, RewardBrief, 
 from dexforge.agents.state import AgentState, Attempt
 from dexforge.policies.subtask import Plan
 from dexforge.sim.spec import TaskSpec, load_yaml
+from dexforge.tools.base import Scope
 from dexforge.tools.common import CRASH_JOBS, ToolFailed, call_tool, progress
 from dexforge.tools.sim_tools import metric_keys
 from dexforge.tools.train_tools import check_reward, train_subtask
@@ -60,7 +61,8 @@ def decompose(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     def validate(answer: Decomposition) -> None:
         answer.plan.check_against(spec)
 
-    answer, calls = ask_role("decomposer", brief, ctx, validate=validate)
+    scope = _scope(state, ctx, "decomposer", plan_yaml=state.get("plan_yaml"))
+    answer, calls = ask_role("decomposer", brief, ctx, scope=scope, validate=validate)
     assert isinstance(answer, Decomposition)
     plan = _cap(answer.plan.model_copy(update={"task": spec.name}), ctx)
     plans = list(state.get("plans", []))
@@ -121,7 +123,18 @@ def write_reward(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         except ToolFailed as exc:
             raise ValueError(exc.message) from None
 
-    draft, calls = ask_role("reward_writer", brief, ctx, validate=validate)
+    start_states = _start_states(state, plan, state["current"])
+    scope = _scope(
+        state,
+        ctx,
+        "reward_writer",
+        plan_yaml=state["plan_yaml"],
+        subtask=sub.name,
+        attempts=[dict(a) for a in history],
+        start_states=start_states,
+        start_metrics=str(Path(start_states).with_name("end_metrics.pt")) if start_states else None,
+    )
+    draft, calls = ask_role("reward_writer", brief, ctx, scope=scope, validate=validate)
     assert isinstance(draft, RewardDraft)
     if faults.reward_raises(ctx.faults, sub.name, len(history)):
         draft = draft.model_copy(update={"source": faults.RAISING_REWARD})
@@ -147,10 +160,7 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     history = attempts.setdefault(sub.name, [])
     out_dir = Path(state["run_dir"]) / "subtasks" / sub.name / f"attempt{len(history)}"
     done_file = out_dir / "outcome.json"
-    start = None
-    if index > 0 and sub.start == "previous":
-        start = state["passed"][plan.subtasks[index - 1].name].get("end_states")
-        start = str(Path(state["run_dir"]) / start) if start else None
+    start = _start_states(state, plan, index)
     attempt: Attempt = {"attempt": len(history), "reflection": state.get("reflection"), "error": None}
     # a retry continues from the last attempt's policy when it had learnt something (new reward, same joints)
     learnt = [a for a in history if a.get("checkpoint") and a.get("success_rate", 0.0) > 0.0]
@@ -215,6 +225,29 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     history.append(attempt)
     log_event(state["run_dir"], "trained", subtask=sub.name, **{k: attempt.get(k) for k in ("success_rate", "error")})
     return {"attempts": attempts, "node_path": ["train"]}
+
+
+def _start_states(state: AgentState, plan: Plan, index: int) -> str | None:
+    """The end states of the subtask before `index` (absolute path) when `index` starts from them."""
+    if index == 0 or plan.subtasks[index].start != "previous":
+        return None
+    before = state.get("passed", {}).get(plan.subtasks[index - 1].name) or {}
+    return str(Path(state["run_dir"]) / before["end_states"]) if before.get("end_states") else None
+
+
+def _scope(state: AgentState, ctx: AgentContext, role: str, **fields) -> Scope:
+    return Scope(
+        run_dir=state["run_dir"],
+        role=role,
+        request=state["request"],
+        spec_yaml=state["spec_yaml"],
+        spec_dir=str(Path(state["run_dir"]) / Path(state["specs"][-1]["spec"]).parent) if state.get("specs") else None,
+        backend=ctx.backend,
+        job_timeout_s=min(ctx.job_timeout_s, 900.0),
+        memory=ctx.memory,
+        vision=ctx.model_for(role).vision,
+        **fields,
+    )
 
 
 def _remembered(state: AgentState, sub) -> list[dict]:

@@ -85,9 +85,11 @@ def observe(result) -> dict[str, Any]:
     state = result.state
     calls: dict[str, dict[str, int]] = {}
     for record in state.get("model_calls", []):
-        row = calls.setdefault(record["role"], {"answers": 0, "invalid": 0})
-        row["answers"] += 1
-        row["invalid"] += 0 if record.get("ok", True) else 1
+        row = calls.setdefault(record["role"], {"answers": 0, "invalid": 0, "turns": 0})
+        row["turns"] += 1
+        if record.get("kind", "answer") in ("answer", "text"):  # tool turns are not answers
+            row["answers"] += 1
+            row["invalid"] += 0 if record.get("ok", True) else 1
     plan = []
     if state.get("plan_yaml"):
         from dexforge.policies.subtask import Plan
@@ -100,7 +102,7 @@ def observe(result) -> dict[str, Any]:
         "reason": state.get("reason"),
         "node_path": summary.get("node_path") or state.get("node_path", []),
         "tool_calls": [
-            {"name": e["name"], "args": e.get("args") or {}, "ok": e.get("ok")}
+            {"role": e.get("role", "graph"), "name": e["name"], "args": e.get("args") or {}, "ok": e.get("ok")}
             for e in events
             if e["kind"] == "tool_call"
         ],

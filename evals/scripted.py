@@ -9,8 +9,16 @@ the model path's tests.
 Each role's replies are served in order. The role is read from the first line of the system
 message, `You are the dexforge <role>.` A reply is a dict or pydantic model (sent as its JSON), a
 string (sent as-is: malformed JSON on purpose) or a callable(request body) -> dict | str. A request
-with `tools` (function calling) gets one tool call to the requested tool with the reply as its
-arguments; otherwise (`response_format`, json_schema) the reply is the message content. With
+with `tools` (function calling) gets one tool call with the reply as its arguments: to the tool that
+`tool_choice` forces, else to the role's answer tool (named after its schema: TaskProposal, Critique,
+Decomposition, RewardDraft, Invention) when it was offered, else to the first tool; otherwise
+(`response_format`, json_schema) the reply is the message content.
+
+A tool-calling model's other moves are dicts with a reserved key:
+
+    {"tool_calls": [{"name": "render_view", "args": {"eye": [0, 0, 1]}}, ...]}  # one or several calls
+    {"tool_calls": [{"name": "measure", "args": '{"a": "cube"'}]}             # arguments sent as given
+    {"content": "I think the scene is fine."}                                  # plain text, no call With
 `"stream": true` the answer comes as server-sent events: content or tool-call argument deltas, a
 finish chunk, a usage chunk when `stream_options.include_usage` asks for one, then `data: [DONE]`.
 A role whose script is exhausted (or a request with no known role) gets HTTP 500 with an error JSON.
@@ -99,11 +107,27 @@ def _serialise(reply: Reply, body: dict) -> str:
     return json.dumps(reply)
 
 
+ANSWER_TOOLS = ("TaskProposal", "Critique", "Decomposition", "RewardDraft", "Invention")
+MOVES = ("tool_calls", "content")  # the reserved keys of a reply that is not an answer
+
+
 def _tool_name(body: dict) -> str:
     choice = body.get("tool_choice")
     if isinstance(choice, dict):
         return choice.get("function", {}).get("name") or choice.get("name")
-    return body["tools"][0]["function"]["name"]
+    names = [t["function"]["name"] for t in body["tools"]]
+    return next((n for n in names if n in ANSWER_TOOLS), names[0])
+
+
+def _move(text: str) -> dict | None:
+    """A reply that is a tool-calling move ({"tool_calls": [...]} or {"content": ...}), else None."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not data or set(data) - set(MOVES):
+        return None
+    return data
 
 
 class ScriptedOpenAI:
@@ -160,6 +184,19 @@ class ScriptedOpenAI:
             "completion_tokens": max(1, len(text) // 4),
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        move = _move(text)
+        if move is not None:
+            calls = []
+            for i, c in enumerate(move.get("tool_calls") or []):
+                args = c.get("args", {})
+                arguments = args if isinstance(args, str) else json.dumps(args)
+                call = {"id": f"call_{len(self.requests)}_{i}", "type": "function"}
+                call["function"] = {"name": c["name"], "arguments": arguments}
+                calls.append(call)
+            message: dict[str, Any] = {"role": "assistant", "content": move.get("content")}
+            if calls:
+                message["tool_calls"] = calls
+            return message, usage
         if body.get("tools"):
             call = {"id": f"call_{len(self.requests)}", "type": "function"}
             call["function"] = {"name": _tool_name(body), "arguments": text}

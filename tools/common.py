@@ -74,7 +74,7 @@ def call_tool(tool: BaseTool, **args) -> dict:
     failed = message.status == "error" or message.artifact is None
     if (record := TOOL_CALLS.get()) is not None:
         error = str(message.content)[:500] if failed else None
-        record({"name": tool.name, "args": _brief_args(args), "ok": not failed, "error": error})
+        record({"role": "graph", "name": tool.name, "args": _brief_args(args), "ok": not failed, "error": error})
     if failed:
         raise ToolFailed(tool.name, str(message.content))
     return message.artifact
