@@ -43,6 +43,37 @@ Answer in the given schema. Write your reasons first (reasoning, findings) and d
 after them: the verdict or the final values must follow from what you wrote. Answer with the
 structured answer only."""
 
+
+def _tools(answer: str, advice: str) -> str:
+    """How a role works: look things up with its tools, then answer by calling the answer tool."""
+    return f"""\
+How to work: you have tools; call them to look things up before you decide (several at once
+when they do not depend on each other). Each result comes back as a tool message; an error says
+what to change, and you may call again.
+{advice}
+You have a limited number of tool calls; when you are done, or told the budget is spent, answer by
+calling `{answer}` with the whole answer as its arguments. Write your reasons first (reasoning,
+findings) and decide after them: the verdict or the final values must follow from what you wrote."""
+
+
+_PROPOSER_TOOLS = """\
+Ground every object with find_assets (a word the catalog lacks: look up its use, e.g. 'fruit', and
+pick the closest entry); check your spec with validate_spec and static_checks before answering."""
+_CRITIC_TOOLS = """\
+Read physics_findings; look again with render_view from a side the renders do not show (top: eye [0,
+0, 1.2]); measure what you doubt (an object against the table: its overhang; two objects: their
+gap); settle_preview shows what falls."""
+_DECOMPOSER_TOOLS = """\
+Ask controllers whether a trained DexGen model exists before planning a dexgen subtask or a
+safety_filter; search memory for similar plans and how they ended; probe_motion tests a planned leg;
+validate_plan before answering."""
+_REWARD_TOOLS = """\
+Dry-run your program with dry_run_reward before answering (it runs on a real batch of this scene:
+NaN, shapes and each component's range come back); on a retry read training_stats of the failed
+attempt first (components in successful vs failed episodes) and rollout_frames to see the policy;
+memory_search finds programs that passed for similar subtasks."""
+
+
 PROPOSER = f"""\
 You are the dexforge proposer.
 You turn a person's request into a task for a simulated dexterous hand: a TaskSpec with the hand,
@@ -65,7 +96,7 @@ Rules:
 
 {_PREDICATES}
 
-{_ANSWER}"""
+{_tools("TaskProposal", _PROPOSER_TOOLS)}"""
 
 INVENTOR = f"""\
 You are the dexforge proposer.
@@ -102,7 +133,7 @@ Rules:
 
 {_PREDICATES}
 
-{_ANSWER}"""
+{_tools("Critique", _CRITIC_TOOLS)}"""
 
 _TEMPLATE_LIST = "\n".join(f"- {t.id}: {t.description}" for t in TEMPLATES.values())
 
@@ -138,7 +169,7 @@ Reward templates:
 
 {_PREDICATES}
 
-{_ANSWER}"""
+{_tools("Decomposition", _DECOMPOSER_TOOLS)}"""
 
 REWARD_WRITER = f"""\
 You are the dexforge reward_writer.
@@ -163,7 +194,7 @@ correct programs to start from.
 Reward templates:
 {_TEMPLATE_LIST}
 
-{_ANSWER}"""
+{_tools("RewardDraft", _REWARD_TOOLS)}"""
 
 SYSTEM_PROMPTS: dict[str, str] = {
     "proposer": PROPOSER,

@@ -182,7 +182,7 @@ class RoleLoop:
             args=short(call.get("args") or {}),
             ok=not failed,
             error=text[:800] if failed else None,
-            summary=None if failed else text[:600],
+            summary=None if failed else text[:1500],
             seconds=round(time.perf_counter() - start, 3),
             images=images,
         )
@@ -273,7 +273,7 @@ class RoleLoop:
         return {
             "messages": replies,
             "strikes": strikes,
-            "records": [self._record(ai, "tools", False, why)],
+            "records": [self._record(ai, "tools", False, why, ran=False)],
             "failure": failure,
         }
 
@@ -300,7 +300,7 @@ class RoleLoop:
         return found
 
     def _record(
-        self, ai: AIMessage | None, kind: str, ok: bool, error: str | None, latency: float | None = None
+        self, ai: AIMessage | None, kind: str, ok: bool, error: str | None, latency: float | None = None, ran: bool = True
     ) -> dict:
         usage = (ai.usage_metadata if ai is not None else None) or {}
         tin, tout = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
@@ -317,7 +317,8 @@ class RoleLoop:
             "output_tokens": tout,
             "cost_usd": self._cost(tin, tout),
             "latency_s": round(latency or 0.0, 4),
-            "tool_calls": [c.get("name") for c in ai.tool_calls] if ai is not None else [],
+            "tool_calls": [c.get("name") for c in ai.tool_calls] if ai is not None and ran else [],
+            "refused": [c.get("name") for c in ai.tool_calls] if ai is not None and not ran else [],
         }
 
     def _cost(self, tin: int, tout: int) -> float:
