@@ -99,10 +99,10 @@ class AgentContext(BaseModel):
     faults: tuple[Fault, ...] = Field(
         default=(), description="Faults to inject (eval suites; see agents/faults.py). None in normal use."
     )
-    stop_after: Literal["check", "decompose"] | None = Field(
+    stop_after: Literal["propose", "check", "decompose"] | None = Field(
         default=None,
-        description="End the run (archive and report) after this step: check (a checked scene) or decompose "
-        "(a plan, nothing trained). None: go through training and collection.",
+        description="End the run (archive and report) after this step: propose (a spec, nothing simulated), "
+        "check (a checked scene) or decompose (a plan, nothing trained). None: go through training and collection.",
     )
 
     def tool_budget(self, role: str) -> int:

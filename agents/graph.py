@@ -40,6 +40,10 @@ def after_check(
     raise ValueError(f"check ended with verdict {verdict!r}")
 
 
+def after_propose(state: AgentState) -> Literal["check", "archive"]:
+    return "archive" if state.get("status") == "stopped" else "check"  # stop_after="propose"
+
+
 def after_approve(state: AgentState) -> Literal["propose", "decompose"]:
     return "decompose" if state.get("approved") else "propose"
 
@@ -88,7 +92,7 @@ for name, node in (
     builder.add_node(name, node)
 builder.add_edge(START, "recall")
 builder.add_edge("recall", "propose")
-builder.add_edge("propose", "check")
+builder.add_conditional_edges("propose", after_propose)
 builder.add_conditional_edges("check", after_check)
 builder.add_conditional_edges("approve", after_approve)
 builder.add_conditional_edges("decompose", after_decompose)

@@ -154,7 +154,18 @@ class _Page:
     # sections -------------------------------------------------------------------------------------------
     def render(self) -> str:
         request = self.s.get("request") or "(no request recorded)"
-        sections = [self.header(), self.scenes(), self.plan(), self.training(), self.rollout(), self.path()]
+        from dexforge.agents.report_tools import section
+
+        trajectories = section(self.run_dir, self._src)
+        sections = [
+            self.header(),
+            self.scenes(),
+            self.plan(),
+            self.training(),
+            self.rollout(),
+            trajectories,
+            self.path(),
+        ]
         return (
             f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>dexforge: {_e(request)}</title>'
             f"<style>{CSS}</style></head><body>{''.join(sections)}</body></html>\n"

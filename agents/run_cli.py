@@ -147,7 +147,8 @@ WARM = typer.Option(
 STOP = typer.Option(
     None,
     "--stop-after",
-    help="End after 'check' (a checked scene) or 'decompose' (a plan); nothing is trained. Default: the whole run.",
+    help="End after 'propose' (a spec), 'check' (a checked scene) or 'decompose' (a plan); nothing is trained. "
+    "Default: the whole run.",
 )
 JSON = typer.Option(False, "--json", help="Print one JSON object (status, run id, success rates, ...).")
 
@@ -177,8 +178,8 @@ def run(
 
     ctx = _context(envs, budget, episodes, critic_rounds, retries, video, render, backend, memory, warm_start)
     if stop_after:
-        if stop_after not in ("check", "decompose"):
-            raise typer.BadParameter(f"'{stop_after}': use check or decompose", param_hint="--stop-after")
+        if stop_after not in ("propose", "check", "decompose"):
+            raise typer.BadParameter(f"'{stop_after}': use propose, check or decompose", param_hint="--stop-after")
         ctx = AgentContext.model_validate({**ctx.model_dump(), "stop_after": stop_after})
     console = Console(stderr=as_json)
     console.print("models: " + ", ".join(f"{r} = {ctx.model_for(r).label}" for r in ctx.models))

@@ -81,6 +81,8 @@ def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     source = "amendment" if state.get("amendment") else "proposer"
     log_event(state["run_dir"], "proposal", source=source, family=answer.family, reasoning=answer.reasoning)
     progress(event="propose", source=source, spec=answer.spec.name)
+    if ctx.stop_after == "propose":
+        update.update(status="stopped", reason="stopped after the proposal, as asked (stop_after=propose)")
     return {**update, "family": answer.family, "model_calls": calls, **_save_version(state, answer.spec, source)}
 
 

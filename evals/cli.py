@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,8 @@ def evaluate(
     target: Annotated[
         Path | None,
         typer.Argument(
-            help="An eval suite (YAML; default: the core suite) or a run folder written by `dexforge train`."
+            help="An eval suite: a YAML file or an installed suite's name (core, tools; default core), or a run "
+            "folder written by `dexforge train`."
         ),
     ] = None,
     repeat: Annotated[int, typer.Option("--repeat", "-k", min=1, help="Tries per case (pass^k needs all).")] = 1,
@@ -27,6 +29,16 @@ def evaluate(
     embedder: Annotated[
         str | None, typer.Option("--embedder", help="Memory embedder of the cases (default: the suite's).")
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="live: score your model: the roles a scripted case stands in for (and offline cases' roles) ask the "
+            "endpoint in DEXFORGE_BASE_URL / DEXFORGE_MODEL / OPENAI_API_KEY instead.",
+        ),
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only cases with this tag (repeatable).")] = None,
+    skip_tag: Annotated[list[str] | None, typer.Option("--skip-tag", help="Leave out cases with this tag.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the pass rates as JSON.")] = False,
 ) -> None:
     """Run an eval suite: each case drives the real graph (offline, scripted or live models) with its faults,
@@ -35,7 +47,7 @@ def evaluate(
     Given a `dexforge train` run folder instead, shows its per-subtask and whole-task success."""
     from dexforge.evals.report import write_summary
     from dexforge.evals.run import pass_rates, run_suite
-    from dexforge.evals.suite import core_suite, load_suite
+    from dexforge.evals.suite import core_suite, installed_suite, load_suite
     from dexforge.home import home
 
     if target is not None and target.is_dir():
@@ -43,7 +55,15 @@ def evaluate(
 
         evaluate_run(target, as_json)
         return
+    if backend not in (None, "live"):
+        raise typer.BadParameter(f"'{backend}': the only backend to switch to is live", param_hint="--backend")
+    if backend == "live" and not os.environ.get("DEXFORGE_BASE_URL"):
+        raise typer.BadParameter(
+            "set DEXFORGE_BASE_URL (and DEXFORGE_MODEL, OPENAI_API_KEY) first", param_hint="--backend"
+        )
     path = target or core_suite()
+    if target is not None and not target.exists() and installed_suite(str(target)) is not None:
+        path = installed_suite(str(target))  # `dexforge eval tools`: an installed suite by name
     suite = load_suite(path)
     out = out or home() / "evals" / f"{time.strftime('%Y%m%d-%H%M%S')}-{suite.name}"
     console = Console(stderr=as_json)
@@ -61,7 +81,16 @@ def evaluate(
                 )
 
     results = run_suite(
-        suite, out, repeat=repeat, jobs=jobs, only=case, embedder=embedder or suite.embedder, on_result=show
+        suite,
+        out,
+        repeat=repeat,
+        jobs=jobs,
+        only=case,
+        embedder=embedder or suite.embedder,
+        on_result=show,
+        backend=backend,
+        tags=tag,
+        skip_tags=skip_tag,
     )
     rates = pass_rates(results, repeat)
     (out / "pass_rates.json").write_text(json.dumps(rates, indent=2))

@@ -59,20 +59,38 @@ def _seed_memory(case: Case) -> None:
 
 
 def _context(case: Case, base_url: str | None):
+    """The case's settings; each role's model: scripted (its replies on the local server), live (the
+    environment's endpoint) or the offline reasoner."""
     from dexforge.agents.context import ROLES, AgentContext, ModelSettings
 
     ctx = AgentContext.from_env(**case.settings, faults=tuple(case.faults))
+    scripted = ModelSettings(backend="openai", base_url=base_url, model="scripted", vision=True)
     if case.backend == "scripted":
-        models = {
-            role: ModelSettings(backend="openai", base_url=base_url, model="scripted")
-            if role in case.replies
-            else ModelSettings()
-            for role in ROLES
-        }
+        served = set(case.replies) | set(case.fixed_replies)
+        models = {role: scripted if role in served else ModelSettings() for role in ROLES}
         ctx = ctx.model_copy(update={"models": models})
     elif case.backend == "offline":
         ctx = ctx.model_copy(update={"models": {role: ModelSettings() for role in ROLES}})
+    elif case.replies or case.fixed_replies:  # live: the roles under test ask the endpoint, the stage stays scripted
+        live = AgentContext.from_env().models
+        models = {
+            role: scripted if role in case.fixed_replies else live[role] if role in case.replies else ModelSettings()
+            for role in ROLES
+        }
+        ctx = ctx.model_copy(update={"models": models})
     return ctx
+
+
+def as_backend(case: Case, backend: str | None) -> Case:
+    """`case` run against another backend: `live` sends the roles a scripted case stands in for to the
+    configured endpoint (DEXFORGE_BASE_URL, ...); its fixed replies stay scripted."""
+    if backend is None or backend == case.backend:
+        return case
+    if backend == "live" and case.backend == "scripted":
+        return case.model_copy(update={"backend": "live"})
+    if backend == "live" and case.backend == "offline":
+        return case.model_copy(update={"backend": "live"})
+    return case
 
 
 def observe(result) -> dict[str, Any]:
@@ -126,7 +144,8 @@ def run_case_here(case: Case, out_dir: Path, repeat: int = 0) -> CaseResult:
     t0 = time.time()
     _seed_memory(case)
     os.environ.setdefault("OPENAI_API_KEY", "scripted")  # the scripted server takes any key
-    server = ScriptedOpenAI(case.replies) if case.backend == "scripted" else nullcontext()
+    script = {**case.replies, **case.fixed_replies} if case.backend == "scripted" else dict(case.fixed_replies)
+    server = ScriptedOpenAI(script) if script else nullcontext()
     with server as srv:
         ctx = _context(case, srv.base_url if srv is not None else None)
         result = runner.start(case.request, ctx)
@@ -199,10 +218,20 @@ def run_suite(
     only: list[str] | None = None,
     embedder: str | None = None,
     on_result: Callable[[CaseResult], None] | None = None,
+    backend: str | None = None,
+    tags: list[str] | None = None,
+    skip_tags: list[str] | None = None,
 ) -> list[CaseResult]:
-    """Every case (or those named in `only`) `repeat` times, `jobs` at a time; results in `out_dir`."""
-    cases = [c for c in suite.cases if not only or c.name in only]
-    missing = sorted(set(only or []) - {c.name for c in cases})
+    """Every case (or those named in `only`, with one of `tags`, with none of `skip_tags`) `repeat` times,
+    `jobs` at a time, against `backend` when given (live: see `as_backend`); results in `out_dir`."""
+    cases = [
+        as_backend(c, backend)
+        for c in suite.cases
+        if (not only or c.name in only)
+        and (not tags or set(tags) & set(c.tags))
+        and not (set(skip_tags or ()) & set(c.tags))
+    ]
+    missing = sorted(set(only or []) - {c.name for c in suite.cases})
     if missing:
         from dexforge.evals.suite import SuiteError
 

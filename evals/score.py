@@ -60,12 +60,31 @@ def node_path_matches(seen: list[str], expected: list[str]) -> bool:
     return bool(result["score"])
 
 
-def tool_calls_match(seen: list[dict], expected: list[dict]) -> bool:
+def _agentevals(seen: list[dict], expected: list[dict], mode: str, args: str) -> bool:
     from agentevals.trajectory.match import create_trajectory_match_evaluator
 
-    evaluator = create_trajectory_match_evaluator(trajectory_match_mode="superset", tool_args_match_mode="superset")
+    evaluator = create_trajectory_match_evaluator(trajectory_match_mode=mode, tool_args_match_mode=args)
     result = evaluator(outputs=_as_messages(seen), reference_outputs=_as_messages(expected))
     return bool(result["score"])
+
+
+def tool_calls_match(seen: list[dict], expected: list[dict], mode: str = "superset", args: str = "superset") -> bool:
+    """agentevals' trajectory match of the calls `seen` against `expected`.
+
+    agentevals applies an argument mode in both directions of an unordered or subset match, so "the expected
+    arguments among the actual ones" (superset) or the reverse (subset) would fail those modes; they are
+    scored as the calls' names in that mode (arguments ignored) and, separately, every expected call found
+    with its arguments (superset) or every seen call's arguments within an expected call's (subset)."""
+    if mode in ("unordered", "subset") and args in ("superset", "subset"):
+        names = _agentevals(seen, expected, mode, "ignore")
+        found = _agentevals(seen, expected, "superset", "superset") if args == "superset" else True
+        within = _agentevals(expected, seen, "superset", "superset") if args == "subset" else True
+        return names and found and within
+    return _agentevals(seen, expected, mode, args)
+
+
+def _calls_text(calls: list[dict]) -> str:
+    return ", ".join(f"{c['name']}({', '.join(f'{k}={v}' for k, v in (c.get('args') or {}).items())})" for c in calls)
 
 
 def score(expect: Expect, seen: dict[str, Any]) -> list[Check]:
@@ -84,12 +103,24 @@ def score(expect: Expect, seen: dict[str, Any]) -> list[Check]:
         n = path.count(node)
         add(f"'{node}' runs", _count_ok(want, n), _want_text(want), n)
     if expect.tool_calls:
-        wanted = [c.model_dump() for c in expect.tool_calls]
+        wanted = [c.model_dump(exclude_none=True) for c in expect.tool_calls]
         calls = seen.get("tool_calls", [])
-        names = ", ".join(
-            f"{c['name']}({', '.join(f'{k}={v}' for k, v in (c.get('args') or {}).items())})" for c in calls
+        ok = all(
+            tool_calls_match([c for c in calls if w.get("role") in (None, c.get("role", "graph"))], [w]) for w in wanted
+        ) and tool_calls_match(calls, wanted)
+        add("tool_calls", ok, wanted, _calls_text(calls) or "no tool calls")
+    for t in expect.trajectories:
+        mine = [c for c in seen.get("tool_calls", []) if c.get("role", "graph") == t.role]
+        wanted = [c.model_dump(exclude_none=True) for c in t.calls]
+        add(
+            f"{t.role} trajectory ({t.match})",
+            tool_calls_match(mine, wanted, t.match, t.args),
+            _calls_text(wanted) or "no tool calls",
+            _calls_text(mine) or "no tool calls",
         )
-        add("tool_calls", tool_calls_match(calls, wanted), wanted, names or "no tool calls")
+    for name, want in expect.failed_tool_calls.items():
+        n = sum(1 for c in seen.get("tool_calls", []) if c["name"] == name and c.get("ok") is False)
+        add(f"failed {name} calls", _count_ok(want, n), _want_text(want), n)
     for name in expect.no_tool_calls:
         n = sum(c["name"] == name for c in seen.get("tool_calls", []))
         add(f"no {name} calls", n == 0, 0, n)

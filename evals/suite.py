@@ -57,8 +57,51 @@ class Bounds(_Model):
 
 
 class ToolCall(_Model):
-    name: str = Field(description="Tool name: check_scene, train_subtask, collect, check_reward, ...")
+    name: str = Field(description="Tool name: check_scene, train_subtask, find_assets, render_view, ...")
     args: dict[str, Any] = Field(default_factory=dict, description="Arguments that must match (a subset).")
+    role: str | None = Field(
+        default=None, description="Who called it: a role (proposer, critic, ...) or graph; None: anyone."
+    )
+
+    @model_validator(mode="after")
+    def _typed_args(self) -> ToolCall:
+        """Expected arguments of a role's typed tool must be valid for its argument model (the schema the
+        model sees), so that a suite cannot expect a call no model could make."""
+        from dexforge.tools.toolboxes import ROLE_TOOLS
+
+        tool = ROLE_TOOLS.get(self.name)
+        if tool is not None:
+            unknown = sorted(set(self.args) - set(tool.args.model_fields))
+            if unknown:
+                raise ValueError(
+                    f"tool {self.name} has no argument(s) {unknown}; it takes {sorted(tool.args.model_fields)}"
+                )
+            tool.args.model_validate({**_required(tool.args), **self.args})
+        return self
+
+
+def _required(model: type[BaseModel]) -> dict[str, Any]:
+    """Placeholder values for the required fields not given (validated on their own elsewhere)."""
+    out: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if field.is_required():
+            out[name] = [0.0, 0.0, 1.0] if "eye" in name else "x"
+    return out
+
+
+class Trajectory(_Model):
+    """The tool calls one role made (over all its loops in the run), scored with agentevals' trajectory match."""
+
+    role: str = Field(description="proposer, critic, decomposer, reward_writer (or graph: the graph's own calls).")
+    calls: list[ToolCall] = Field(description="The expected calls (their `role` may be left out).")
+    match: Literal["strict", "unordered", "superset", "subset"] = Field(
+        default="unordered",
+        description="strict: the same calls in the same order; unordered: the same calls in any order; superset: "
+        "at least these; subset: no others.",
+    )
+    args: Literal["exact", "superset", "subset", "ignore"] = Field(
+        default="superset", description="How arguments match: superset (the expected ones among the actual ones), ..."
+    )
 
 
 class MemoryRecord(_Model):
@@ -85,6 +128,12 @@ class Expect(_Model):
         default_factory=list, description="Tool calls that must appear, in any order (agentevals superset match)."
     )
     no_tool_calls: list[str] = Field(default_factory=list, description="Tools that must not be called.")
+    trajectories: list[Trajectory] = Field(
+        default_factory=list, description="Per role, its tool-call trajectory (agentevals trajectory match)."
+    )
+    failed_tool_calls: dict[str, Bounds | int] = Field(
+        default_factory=dict, description="Tool -> calls that came back as errors (bad arguments, tool errors)."
+    )
     corrections: list[str] = Field(default_factory=list, description="Correction kinds that must have been applied.")
     memories: Bounds | None = Field(default=None, description="How many memories the recall must retrieve.")
     memory_includes: list[str] = Field(default_factory=list, description="Texts the retrieved memories must hold.")
@@ -106,7 +155,17 @@ class Case(_Model):
     request: str
     backend: Literal["offline", "scripted", "live"] = "offline"
     settings: dict[str, Any] = Field(default_factory=dict, description="AgentContext fields (n_envs, rl_budget, ...).")
-    replies: dict[str, list[Any]] = Field(default_factory=dict, description="scripted: role -> replies in order.")
+    replies: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="scripted: role -> replies in order (a model's moves: tool calls, then its answer). Under "
+        "`dexforge eval --backend live` these roles ask the live model instead.",
+    )
+    fixed_replies: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="Replies that stay scripted even against a live model: they set the stage (a proposer's "
+        "flawed scene for the critic under test).",
+    )
+    tags: list[str] = Field(default_factory=list, description="Labels to select cases by (`--tag`, `--skip-tag`).")
     faults: list[Fault] = Field(default_factory=list)
     memory: list[MemoryRecord] = Field(default_factory=list)
     expect: Expect = Field(default_factory=Expect)
@@ -114,11 +173,11 @@ class Case(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Case:
-        if self.replies and self.backend != "scripted":
+        if (self.replies or self.fixed_replies) and self.backend == "offline":
             raise ValueError(f"case '{self.name}': replies are for the scripted backend, not '{self.backend}'")
-        if self.backend == "scripted" and not self.replies:
+        if self.backend == "scripted" and not (self.replies or self.fixed_replies):
             raise ValueError(f"case '{self.name}': the scripted backend needs replies (role -> list)")
-        unknown = set(self.replies) - {"proposer", "critic", "decomposer", "reward_writer"}
+        unknown = (set(self.replies) | set(self.fixed_replies)) - {"proposer", "critic", "decomposer", "reward_writer"}
         if unknown:
             raise ValueError(f"case '{self.name}': replies for unknown roles {sorted(unknown)}")
         if self.backend != "offline" and any(f.kind == "malformed_reply" for f in self.faults):
@@ -176,6 +235,14 @@ def load_suite(path: Path | str) -> Suite:
         return Suite.model_validate({**data, "cases": cases})
     except ValueError as exc:
         raise SuiteError(f"{path}: {exc}") from None
+
+
+def installed_suite(name: str) -> Path | None:
+    """An installed suite by name ('core', 'tools'), or None."""
+    from importlib import resources
+
+    path = Path(str(resources.files("dexforge.evals") / "suites" / f"{name}.yaml"))
+    return path if path.is_file() else None
 
 
 def core_suite() -> Path:
