@@ -300,7 +300,13 @@ class RoleLoop:
         return found
 
     def _record(
-        self, ai: AIMessage | None, kind: str, ok: bool, error: str | None, latency: float | None = None, ran: bool = True
+        self,
+        ai: AIMessage | None,
+        kind: str,
+        ok: bool,
+        error: str | None,
+        latency: float | None = None,
+        ran: bool = True,
     ) -> dict:
         usage = (ai.usage_metadata if ai is not None else None) or {}
         tin, tout = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from dexforge.policies.subtask import Plan
-from dexforge.policies.train import _run, _segment, evaluate_chain, make_controller, train_subtask
+from dexforge.policies.train import _run, _segment, evaluate_chain, make_controller, train_subtask_ends
 from dexforge.sim.env import EnvConfig, EnvState, HandEnv
 from dexforge.sim.scene import SceneConfig
 from dexforge.sim.spec import TaskSpec, load_yaml
@@ -38,8 +38,10 @@ def train_subtask_job(
     warm_candidates: list[str] | None = None,
 ) -> dict:
     """Train (rl) or measure (planned, scripted) subtask `index` of the plan from `start_states` (a saved
-    EnvState) or the task's layout. Writes into `out_dir`: reward.py, stats.jsonl, checkpoints, and
-    `end_states.pt` with the end states of its successful evaluation episodes. `init_checkpoint`: a policy
+    EnvState) or the task's layout. Writes into `out_dir`: reward.py, stats.jsonl, checkpoints,
+    `end_states.pt` with the end states of its successful evaluation episodes, and `end_metrics.pt` with the
+    metrics dict there (of every env's last evaluated step when none succeeded; for dry-running the next
+    subtask's reward; its path is the result's "end_metrics"). `init_checkpoint`: a policy
     of the same subtask to start rl training from (a retry continues where the last attempt got);
     without one, the first fitting policy of `warm_candidates` (similar subtasks from the experience store)."""
     from dexforge.jobs import emit_progress
@@ -51,7 +53,7 @@ def train_subtask_job(
     env = HandEnv(spec, EnvConfig(auto_reset=False), SceneConfig(n_envs=n_envs, backend=backend))
     if sub.start == "previous" and start_states:
         env.set_start_states(EnvState.load(Path(start_states)))
-    outcome, end = train_subtask(
+    outcome, end, end_metrics = train_subtask_ends(
         env,
         sub,
         out,
@@ -64,6 +66,9 @@ def train_subtask_job(
     result = json.loads(json.dumps(outcome.__dict__, default=str))
     result["history"] = []  # stats.jsonl holds it; keep the job result small
     result["end_states"] = str(end.save(out / "end_states.pt")) if end is not None else None
+    if end_metrics is not None:
+        torch.save(end_metrics, out / "end_metrics.pt")
+    result["end_metrics"] = str(out / "end_metrics.pt") if end_metrics is not None else None
     (out / "outcome.json").write_text(json.dumps(result, indent=2))
     return result
 

@@ -204,6 +204,33 @@ def train_subtask(
     `init`: a checkpoint of the same subtask (same joints) that rl training starts from. Without one,
     training starts from the first of `candidates` (policies of similar subtasks, best first) whose
     observation and action sizes and networks fit, else from scratch."""
+    outcome, end, _ = train_subtask_ends(
+        env,
+        sub,
+        run_dir,
+        eval_episodes=eval_episodes,
+        progress=progress,
+        own_dir=own_dir,
+        init=init,
+        candidates=candidates,
+    )
+    return outcome, end
+
+
+def train_subtask_ends(
+    env: HandEnv,
+    sub: SubtaskSpec,
+    run_dir: Path,
+    *,
+    eval_episodes: int,
+    progress: Progress | None = None,
+    own_dir: bool = False,
+    init: Path | None = None,
+    candidates: Sequence[str | Path] = (),
+) -> tuple[SubtaskOutcome, EnvState | None, dict[str, torch.Tensor] | None]:
+    """`train_subtask`, and also the metrics dict (CPU tensors, one row per end state) at the end of the
+    successful evaluation episodes, or at the last evaluated step of every env when none succeeded; None
+    when nothing was evaluated. The next subtask's reward programs can be dry-run on it."""
     t0 = time.time()
     outcome = SubtaskOutcome(name=sub.name, controller=sub.controller, success_rate=0.0, episodes=0)
     act = None
@@ -255,6 +282,8 @@ def train_subtask(
         act = load_policy(env, chosen, deterministic=deterministic)
     controller = make_controller(sub, act)
     successes: list[EnvState] = []
+    success_metrics: list[dict[str, torch.Tensor]] = []
+    last_metrics: dict[str, torch.Tensor] | None = None
     episodes = 0
     n_success = 0
     while episodes < eval_episodes:
@@ -262,13 +291,22 @@ def train_subtask(
         ok, _ = _run(env, controller, sub)
         episodes += env.num_envs
         n_success += int(ok.sum())
+        last_metrics = env.metrics
         if ok.any():
-            successes.append(env.get_state(ok.nonzero().flatten()))
+            idx = ok.nonzero().flatten()
+            successes.append(env.get_state(idx))
+            success_metrics.append({k: v[idx].detach().cpu() for k, v in env.metrics.items()})
     outcome.episodes = episodes
     outcome.success_rate = n_success / max(episodes, 1)
     outcome.wall_s = time.time() - t0
+    if success_metrics:
+        end_metrics = {k: torch.cat([b[k] for b in success_metrics]) for k in success_metrics[0]}
+    elif last_metrics is not None:
+        end_metrics = {k: v.detach().cpu().clone() for k, v in last_metrics.items()}
+    else:
+        end_metrics = None
     if not successes:
-        return outcome, None
+        return outcome, None, end_metrics
     merged = EnvState(
         robot_q=torch.cat([s.robot_q for s in successes]),
         robot_v=torch.cat([s.robot_v for s in successes]),
@@ -277,7 +315,7 @@ def train_subtask(
         objects_v={k: torch.cat([s.objects_v[k] for s in successes]) for k in successes[0].objects_v},
         step=torch.zeros(sum(s.n for s in successes), dtype=torch.long),
     )
-    return outcome, merged
+    return outcome, merged, end_metrics
 
 
 def train_plan(
