@@ -16,12 +16,10 @@ import math
 from typing import Literal
 
 import numpy as np
-import torch
 from pydantic import BaseModel, Field
 
 from dexforge.sim import hand as H
 from dexforge.sim.catalog import Catalog, default_catalog
-from dexforge.sim.rotations import tilt_angle
 from dexforge.sim.spec import TaskSpec
 
 Check = Literal["interpenetration", "settling", "reach", "scale", "workspace"]
@@ -205,6 +203,8 @@ def _link_names(env) -> dict[int, str]:
 
 def settling(env, seconds: float = SETTLE_TIME) -> list[Finding]:
     """Objects that move, tip or fall in the first `seconds` with the hand holding its pose."""
+    from dexforge.sim.rotations import tilt_angle
+
     state = env.get_state()
     free = [k for k in env.objects if env.free[k]]
     start = {k: (env.metrics[f"{k}.pos"][0].clone(), env.metrics[f"{k}.quat"][0].clone()) for k in free}
@@ -252,6 +252,8 @@ def run_checks(spec: TaskSpec, env=None) -> CheckReport:
     report.findings += static_checks(spec)
     if env is None:
         env = HandEnv(spec, EnvConfig(randomize=False, auto_reset=False), SceneConfig(n_envs=1))
+    import torch  # here, not at the top: the agent process runs the static checks without torch
+
     with torch.no_grad():
         report.findings = interpenetration(env) + report.findings
         report.findings += settling(env)

@@ -316,3 +316,24 @@ def test_reward_writer_dry_runs_reads_the_nan_and_fixes_it(hanging):
     assert second.startswith("dry run passed on 16 envs")
     runs = [e for e in events(run_dir) if e["name"] == "dry_run_reward"]
     assert [e["ok"] for e in runs[-2:]] == [False, True]
+
+
+def test_the_agent_process_imports_neither_genesis_nor_torch(tmp_path):
+    """An offline run through proposer, critic and decomposer (tools included): the simulator and torch stay in
+    the workers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from dexforge.agents import runner\n"
+        "from dexforge.agents.context import AgentContext\n"
+        "ctx = AgentContext(stop_after='decompose', memory=False, render=False, video=False)\n"
+        f"result = runner.start('lift the cube', ctx, root=Path({str(tmp_path)!r}))\n"
+        "print(json.dumps([result.status, 'genesis' in sys.modules, 'torch' in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
+    status, genesis, torch = json.loads(out.stdout.strip().splitlines()[-1])
+    assert status == "stopped"
+    assert not genesis and not torch
