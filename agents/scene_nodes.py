@@ -16,6 +16,7 @@ from dexforge.agents.runs import create_run, log_event, rel
 from dexforge.agents.schemas import Correction, Critique, CritiqueBrief, ProposeBrief, TaskProposal
 from dexforge.agents.state import AgentState
 from dexforge.home import DexforgeError
+from dexforge.sim.job_types import CheckSceneResult
 from dexforge.sim.spec import TaskSpec
 from dexforge.tools.base import Scope
 from dexforge.tools.common import ToolFailed, call_tool, progress
@@ -95,13 +96,15 @@ def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     out_dir = Path(state["run_dir"]) / "specs" / f"v{version['version']}"
     rounds = state.get("critic_round", 0)
     try:
-        checked = call_tool(
-            check_scene,
-            spec_yaml=state["spec_yaml"],
-            out_dir=str(out_dir),
-            render=ctx.render,
-            backend=ctx.backend,
-            timeout_s=min(ctx.job_timeout_s, 900.0),
+        checked = CheckSceneResult.model_validate(
+            call_tool(
+                check_scene,
+                spec_yaml=state["spec_yaml"],
+                out_dir=str(out_dir),
+                render=ctx.render,
+                backend=ctx.backend,
+                timeout_s=min(ctx.job_timeout_s, 900.0),
+            )
         )
     except ToolFailed as exc:  # the scene cannot even be built: the proposer must change it
         version["critique"] = {"findings": [exc.message], "corrections": [], "verdict": "revise"}
@@ -121,8 +124,8 @@ def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
             "critic_round": rounds + 1,
             "critique_feedback": f"the scene could not be built or checked: {exc.message}",
         }
-    version["findings"] = checked["findings"]
-    version["renders"] = {k: rel(state["run_dir"], v) for k, v in checked["renders"].items()}
+    version["findings"] = checked.findings
+    version["renders"] = {k: rel(state["run_dir"], v) for k, v in checked.renders.items()}
 
     def validate(answer: Critique) -> None:
         if answer.verdict == "revise" and answer.corrections:
@@ -131,13 +134,13 @@ def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     brief = CritiqueBrief(
         request=state["request"],
         spec=spec,
-        findings=checked["findings"],
-        renders=list(checked["renders"].values()),
+        findings=checked.findings,
+        renders=list(checked.renders.values()),
         round=rounds,
         memories=state.get("memories", []),
     )
-    images = [Path(p) for p in checked["renders"].values()] if ctx.render else []
-    scope = _scope(state, ctx, "critic", spec_dir=str(out_dir), findings=checked["findings"])
+    images = [Path(p) for p in checked.renders.values()] if ctx.render else []
+    scope = _scope(state, ctx, "critic", spec_dir=str(out_dir), findings=checked.findings)
     critique, calls = ask_role("critic", brief, ctx, scope=scope, images=images, validate=validate)
     assert isinstance(critique, Critique)
     if (forced := faults.forced_verdict(ctx.faults, rounds)) is not None:

@@ -20,6 +20,7 @@ from dexforge.agents.roles import ask_role
 from dexforge.agents.runs import log_event, rel
 from dexforge.agents.schemas import DecomposeBrief, Decomposition, RewardBrief, RewardDraft
 from dexforge.agents.state import AgentState, Attempt
+from dexforge.policies.job_types import CollectResult, TrainSubtaskResult
 from dexforge.policies.subtask import Plan
 from dexforge.sim.spec import TaskSpec, load_yaml
 from dexforge.tools.base import Scope
@@ -170,7 +171,7 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     wanted = init is None and sub.controller == "rl" and ctx.warm_start and ctx.memory  # --no-memory: no recall
     remembered = _remembered(state, sub) if wanted else []
     if done_file.exists():  # finished before the process died: use it, train nothing again
-        value = json.loads(done_file.read_text())
+        value = TrainSubtaskResult.model_validate_json(done_file.read_text())
         log_event(state["run_dir"], "train_reused", subtask=sub.name, attempt=len(history))
     else:
         if out_dir.exists():  # a run killed mid-training: keep its files aside, start this attempt afresh
@@ -183,19 +184,21 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
                 raise ToolFailed("train_subtask", f"{faults.INJECTED} training '{sub.name}' failed")
             if crash:
                 log_event(state["run_dir"], "fault", fault="worker_crash", subtask=sub.name, attempt=len(history))
-            value = call_tool(
-                train_subtask,
-                spec_yaml=state["spec_yaml"],
-                plan_yaml=plan.to_yaml(),
-                index=index,
-                out_dir=str(out_dir),
-                start_states=start,
-                n_envs=ctx.n_envs,
-                eval_episodes=ctx.eval_episodes,
-                backend=ctx.backend,
-                timeout_s=ctx.job_timeout_s,
-                init_checkpoint=init,
-                warm_candidates=[c["checkpoint"] for c in remembered],
+            value = TrainSubtaskResult.model_validate(
+                call_tool(
+                    train_subtask,
+                    spec_yaml=state["spec_yaml"],
+                    plan_yaml=plan.to_yaml(),
+                    index=index,
+                    out_dir=str(out_dir),
+                    start_states=start,
+                    n_envs=ctx.n_envs,
+                    eval_episodes=ctx.eval_episodes,
+                    backend=ctx.backend,
+                    timeout_s=ctx.job_timeout_s,
+                    init_checkpoint=init,
+                    warm_candidates=[c["checkpoint"] for c in remembered],
+                )
             )
         except ToolFailed as exc:
             value = None
@@ -203,19 +206,18 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         finally:
             CRASH_JOBS.reset(token)
     if value is not None:
-        rs = value.get("reward_stats") or {}
         attempt.update(
-            success_rate=value["success_rate"],
-            env_steps=value["env_steps"],
-            stop_reason=value.get("stop_reason") or "",
-            checkpoint=rel(state["run_dir"], value["checkpoint"]) if value.get("checkpoint") else None,
-            end_states=rel(state["run_dir"], value["end_states"]) if value.get("end_states") else None,
-            reward_stats=rs or None,
+            success_rate=value.success_rate,
+            env_steps=value.env_steps,
+            stop_reason=value.stop_reason,
+            checkpoint=rel(state["run_dir"], value.checkpoint),
+            end_states=rel(state["run_dir"], value.end_states),
+            reward_stats=value.reward_stats or None,
             components=_training_components(out_dir / "stats.jsonl"),
-            obs_size=value.get("obs_size"),
-            act_size=value.get("act_size"),
+            obs_size=value.obs_size,
+            act_size=value.act_size,
         )
-        used = next((c for c in remembered if c["checkpoint"] == value.get("warm_start")), None)
+        used = next((c for c in remembered if c["checkpoint"] == value.warm_start), None)
         if used is not None:
             attempt.update(warm_start=used["checkpoint"], warm_start_memory=used["id"])
             log_event(state["run_dir"], "warm_start", subtask=sub.name, **used)
@@ -336,28 +338,30 @@ def collect(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         if s.controller == "rl"
     }
     try:
-        value = call_tool(
-            collect_tool,
-            spec_yaml=state["spec_yaml"],
-            plan_yaml=plan.to_yaml(),
-            out_dir=str(Path(state["run_dir"]) / "collect"),
-            checkpoints=checkpoints,
-            n_envs=ctx.n_envs,
-            eval_episodes=ctx.eval_episodes,
-            video=ctx.video,
-            backend=ctx.backend,
-            timeout_s=ctx.job_timeout_s,
+        value = CollectResult.model_validate(
+            call_tool(
+                collect_tool,
+                spec_yaml=state["spec_yaml"],
+                plan_yaml=plan.to_yaml(),
+                out_dir=str(Path(state["run_dir"]) / "collect"),
+                checkpoints=checkpoints,
+                n_envs=ctx.n_envs,
+                eval_episodes=ctx.eval_episodes,
+                video=ctx.video,
+                backend=ctx.backend,
+                timeout_s=ctx.job_timeout_s,
+            )
         )
     except ToolFailed as exc:
         reason = f"collection failed: {exc.message}"
         return {"collect": {"error": exc.message}, "status": "failed", "reason": reason, "node_path": ["collect"]}
     result = {
-        "task_success_rate": value["task_success_rate"],
-        "episodes": value["episodes"],
-        "dataset": rel(state["run_dir"], value["dataset"]) if value.get("dataset") else None,
-        "video": rel(state["run_dir"], value["video"]) if value.get("video") else None,
+        "task_success_rate": value.task_success_rate,
+        "episodes": value.episodes,
+        "dataset": rel(state["run_dir"], value.dataset),
+        "video": rel(state["run_dir"], value.video),
     }
-    rate = value["task_success_rate"]
+    rate = value.task_success_rate
     status = "succeeded" if rate > 0 else "failed"
     reason = None if rate > 0 else "every subtask passed alone, but no chained episode succeeded"
     return {"collect": result, "status": status, "reason": reason, "node_path": ["collect"]}

@@ -41,6 +41,22 @@ JOBS: dict[str, str] = {
 }
 
 
+TYPES: dict[str, tuple[str, str]] = {
+    "check_scene": ("dexforge.sim.job_types:CheckSceneArgs", "dexforge.sim.job_types:CheckSceneResult"),
+    "train_subtask": ("dexforge.policies.job_types:TrainSubtaskArgs", "dexforge.policies.job_types:TrainSubtaskResult"),
+    "collect": ("dexforge.policies.job_types:CollectArgs", "dexforge.policies.job_types:CollectResult"),
+}
+"""Job kind -> (its arguments' model, its result's model): the worker validates both sides of the call."""
+
+
+def job_model(path: str) -> type[BaseModel]:
+    """A model class from its "module:Name" path."""
+    import importlib
+
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 class Job(BaseModel):
     kind: str = Field(description="A key of dexforge.jobs.JOBS.")
     args: dict = Field(default_factory=dict, description="JSON-serialisable keyword arguments.")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def main(request_path: str, result_path: str) -> int:
-    from dexforge.jobs import JOBS, Job, JobResult, die_with_parent
+    from dexforge.jobs import JOBS, TYPES, Job, JobResult, die_with_parent, job_model
 
     die_with_parent()
     job = Job.model_validate_json(Path(request_path).read_text())
@@ -19,7 +19,13 @@ def main(request_path: str, result_path: str) -> int:
     module_name, func_name = JOBS[job.kind].split(":")
     try:
         func = getattr(importlib.import_module(module_name), func_name)
-        value = func(**job.args)
+        args = job.args
+        if job.kind in TYPES:  # both sides of a typed job are validated at the boundary
+            args_model, result_model = (job_model(p) for p in TYPES[job.kind])
+            args = args_model.model_validate(args).model_dump()
+        value = func(**args)
+        if job.kind in TYPES:
+            value = result_model.model_validate(value).model_dump(mode="json")
         result = JobResult(ok=True, kind=job.kind, value=value)
     except Exception as exc:  # the job boundary: every failure becomes a result the caller can read
         tb = traceback.format_exc().splitlines()

@@ -78,3 +78,22 @@ def test_a_worker_dies_with_the_process_that_started_it(tmp_path):
         time.sleep(0.2)
     os.kill(worker, signal.SIGKILL)
     raise AssertionError("the worker outlived the process that started it")
+
+
+def test_typed_jobs_are_validated_on_both_sides_of_the_boundary(tmp_path):
+    """A typed job's arguments are checked against its model in the worker before the call (a misnamed or
+    missing argument is a clear failure, not a TypeError deep inside), and every typed kind names real models."""
+    from dexforge.jobs import JOBS, TYPES, job_model
+
+    result = run_job(Job(kind="check_scene", args={"spec_yaml": "name: x", "outdir": "/tmp"}, run_dir=str(tmp_path)))
+    assert not result.ok and result.error_type == "ValidationError"
+    assert "out_dir" in result.error and "outdir" in result.error
+    for kind, (args, out) in TYPES.items():
+        assert kind in JOBS
+        module, name = JOBS[kind].split(":")
+        import importlib
+        import inspect
+
+        params = set(inspect.signature(getattr(importlib.import_module(module), name)).parameters)
+        assert set(job_model(args).model_fields) == params, kind  # the model is the function's signature
+        assert job_model(out).model_fields

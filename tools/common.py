@@ -9,6 +9,7 @@ from pathlib import Path
 
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool, ToolException
+from pydantic import BaseModel
 
 CRASH_JOBS: ContextVar[frozenset[str]] = ContextVar("dexforge_crash_jobs", default=frozenset())
 """Job kinds whose worker aborts as it starts (an eval suite's worker_crash fault, set by the train node)."""
@@ -33,9 +34,9 @@ def progress(**event) -> None:
     writer(event)
 
 
-def run_worker(kind: str, args: dict, run_dir: Path, timeout_s: float, hint: str) -> dict:
+def run_worker(kind: str, args: dict | BaseModel, run_dir: Path, timeout_s: float, hint: str) -> dict:
     """Run a registered job in a worker process, forwarding its progress lines; its value, or a
-    ToolException with the reason and `hint`."""
+    ToolException with the reason and `hint`. Typed arguments (a job's args model) are sent as JSON."""
     from dexforge.jobs import Job, run_job
 
     def on_line(line: str) -> None:
@@ -46,6 +47,8 @@ def run_worker(kind: str, args: dict, run_dir: Path, timeout_s: float, hint: str
                 return
 
     crash = CRASH_JOBS.get()
+    if isinstance(args, BaseModel):
+        args = args.model_dump(mode="json")
     job = Job(kind=kind, args=args, run_dir=str(run_dir), timeout_s=timeout_s, crash=kind in crash)
     result = run_job(job, on_line=on_line)
     if not result.ok:

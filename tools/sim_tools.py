@@ -100,13 +100,16 @@ def check_scene(
     say what would fix them."""
     spec = parse_spec(spec_yaml)
     progress(event="check", spec=spec.name)
+    from dexforge.sim.job_types import CheckSceneArgs, CheckSceneResult
+
     value = run_worker(
         "check_scene",
-        {"spec_yaml": spec_yaml, "out_dir": out_dir, "render": render, "backend": backend},
+        CheckSceneArgs(spec_yaml=spec_yaml, out_dir=out_dir, render=render, backend=backend),
         Path(out_dir),
         timeout_s,
         hint="the scene could not be built or checked; simplify it (fewer objects, catalog assets) and retry",
     )
-    lines = [f"{f['severity']}: {f['check']} {f['subject']}: {f['message']}" for f in value["findings"]]
-    head = "no error findings" if value["ok"] else "error findings present"
-    return "\n".join([head, *lines]), value
+    result = CheckSceneResult.model_validate(value)
+    lines = [f"{f['severity']}: {f['check']} {f['subject']}: {f['message']}" for f in result.findings]
+    head = "no error findings" if result.ok else "error findings present"
+    return "\n".join([head, *lines]), result.model_dump(mode="json")

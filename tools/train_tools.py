@@ -84,30 +84,34 @@ def train_subtask(
     """Train one rl subtask with PPO (only its active joints, its reward program, its budget) or measure
     a motion-planned or scripted one, from the previous subtask's end states; then evaluate it. Returns
     the success rate, env steps, stop reason, per-component reward statistics and the checkpoint."""
+    from dexforge.policies.job_types import TrainSubtaskArgs, TrainSubtaskResult
+
     progress(event="train", index=index)
+    args = TrainSubtaskArgs(
+        spec_yaml=spec_yaml,
+        plan_yaml=plan_yaml,
+        index=index,
+        out_dir=out_dir,
+        start_states=start_states,
+        n_envs=n_envs,
+        eval_episodes=eval_episodes,
+        backend=backend,
+        init_checkpoint=init_checkpoint,
+        warm_candidates=list(warm_candidates or []),
+    )
     value = run_worker(
         "train_subtask",
-        {
-            "spec_yaml": spec_yaml,
-            "plan_yaml": plan_yaml,
-            "index": index,
-            "out_dir": out_dir,
-            "start_states": start_states,
-            "n_envs": n_envs,
-            "eval_episodes": eval_episodes,
-            "backend": backend,
-            "init_checkpoint": init_checkpoint,
-            "warm_candidates": list(warm_candidates or []),
-        },
+        args,
         Path(out_dir),
         timeout_s,
         hint="if the reward program failed its dry run, rewrite it; otherwise shorten the subtask or its budget",
     )
+    result = TrainSubtaskResult.model_validate(value)
     text = (
-        f"{value['name']}: success {value['success_rate']:.0%} over {value['episodes']} episodes, "
-        f"{value['env_steps']} env steps, stopped by {value['stop_reason'] or 'n/a'}"
+        f"{result.name}: success {result.success_rate:.0%} over {result.episodes} episodes, "
+        f"{result.env_steps} env steps, stopped by {result.stop_reason or 'n/a'}"
     )
-    return text, value
+    return text, result.model_dump(mode="json")
 
 
 @tool(args_schema=CollectArgs, response_format="content_and_artifact")
@@ -124,21 +128,28 @@ def collect(
 ) -> tuple[str, dict]:
     """Run every subtask in order from the task's initial layout, measure whole-task success, save the
     successful episodes as an HDF5 dataset and (with `video`) film one chained episode."""
+    from dexforge.policies.job_types import CollectArgs as CollectJobArgs
+    from dexforge.policies.job_types import CollectResult
+
     progress(event="collect")
+    args = CollectJobArgs(
+        spec_yaml=spec_yaml,
+        plan_yaml=plan_yaml,
+        out_dir=out_dir,
+        checkpoints=checkpoints or {},
+        n_envs=n_envs,
+        eval_episodes=eval_episodes,
+        video=video,
+        backend=backend,
+    )
     value = run_worker(
         "collect",
-        {
-            "spec_yaml": spec_yaml,
-            "plan_yaml": plan_yaml,
-            "out_dir": out_dir,
-            "checkpoints": checkpoints or {},
-            "n_envs": n_envs,
-            "eval_episodes": eval_episodes,
-            "video": video,
-            "backend": backend,
-        },
+        args,
         Path(out_dir),
         timeout_s,
         hint="collection failed; check that every rl subtask has a checkpoint",
     )
-    return f"whole task: success {value['task_success_rate']:.0%} over {value['episodes']} episodes", value
+    result = CollectResult.model_validate(value)
+    return f"whole task: success {result.task_success_rate:.0%} over {result.episodes} episodes", result.model_dump(
+        mode="json"
+    )
