@@ -45,6 +45,18 @@ TYPES: dict[str, tuple[str, str]] = {
     "check_scene": ("dexforge.sim.job_types:CheckSceneArgs", "dexforge.sim.job_types:CheckSceneResult"),
     "train_subtask": ("dexforge.policies.job_types:TrainSubtaskArgs", "dexforge.policies.job_types:TrainSubtaskResult"),
     "collect": ("dexforge.policies.job_types:CollectArgs", "dexforge.policies.job_types:CollectResult"),
+    "render_view": ("dexforge.sim.probe_types:RenderViewArgs", "dexforge.sim.probe_types:RenderViewResult"),
+    "settle_preview": ("dexforge.sim.probe_types:SettlePreviewArgs", "dexforge.sim.probe_types:SettlePreviewResult"),
+    "metrics_batch": ("dexforge.sim.probe_types:MetricsBatchArgs", "dexforge.sim.probe_types:MetricsBatchResult"),
+    "dry_run_reward": ("dexforge.policies.probe_types:DryRunRewardArgs", "dexforge.policies.probe_types:DryRunResult"),
+    "probe_motion": (
+        "dexforge.policies.probe_types:ProbeMotionArgs",
+        "dexforge.policies.probe_types:ProbeMotionResult",
+    ),
+    "rollout_frames": (
+        "dexforge.policies.probe_types:RolloutFramesArgs",
+        "dexforge.policies.probe_types:RolloutFramesResult",
+    ),
 }
 """Job kind -> (its arguments' model, its result's model): the worker validates both sides of the call."""
 
