@@ -275,6 +275,14 @@ def test_critic_looks_from_the_top_measures_and_corrects(hanging):
     assert cube["aabb_max"][0] > 0.6  # the scene really hangs over the edge
     shown = next(e for e in events(run_dir) if e["name"] == "render_view")
     assert shown["images"] and Path(shown["images"][0]).exists()
+    # the report shows the critic's trajectory with the image it asked for
+    from dexforge.agents.report import write_report
+
+    (run_dir / "summary.json").write_text(json.dumps({"request": "lift the cube", "status": "stopped"}))
+    page = write_report(run_dir).read_text()
+    section = page[page.index("<h2>Tool trajectories</h2>") :]
+    assert "critic" in section and "render_view" in section and "measure" in section
+    assert "past the table edge" in section and '<img src="tools/critic/render_view-' in section
 
 
 def test_reward_writer_dry_runs_reads_the_nan_and_fixes_it(hanging):
@@ -288,7 +296,8 @@ def test_reward_writer_dry_runs_reads_the_nan_and_fixes_it(hanging):
     bad_source = (
         "def compute_reward(m):\n"
         "    lift = m['cube.lift']\n"
-        "    ratio = lift / (lift - lift)\n"
+        "    zero = lift * 0.0\n"
+        "    ratio = zero / zero\n"
         "    return ratio, {'ratio': ratio}\n"
     )
     script = {
