@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -209,39 +208,107 @@ def resume(
     _finish(result, as_json, console)
 
 
+CHAT_STOP = typer.Option(
+    None,
+    "--stop-after",
+    help="Runs end after 'check' (a checked scene, no approval asked) or 'decompose' (a plan) unless the "
+    "request says otherwise. Default: the whole run.",
+)
+SESSION = typer.Option(None, "--session", help="Continue an earlier chat: its id, printed when it started.")
+
+
 def chat(
     envs: int | None = ENVS,
     budget: int | None = BUDGET,
     episodes: int | None = EPISODES,
     video: bool | None = VIDEO,
     backend: str | None = BACKEND,
+    stop_after: str | None = CHAT_STOP,
+    session: str | None = SESSION,
 ) -> None:
-    """A conversation: each request's scene is shown for approval; answer yes, or say what to change
-    ("make the cube smaller", "use the mug instead"). Later requests can refer to earlier ones. Ctrl-D quits."""
-    from dexforge.agents import runner
+    """A conversation with the dexforge assistant, a tool-calling agent that starts, shows, amends, approves,
+    explains and retrains runs and searches the memory of earlier ones.
+
+    \b
+    What it understands without a model (offline):
+      lift the cube                       start a run (any task sentence, or 'run ...'); add
+                                          'stop after planning' or 'just check the scene' to end early
+      show                                the current scene (objects, critic, renders) or plan and results
+      status                              how the current run stands
+      make the cube smaller               change a scene that waits for approval; while one waits,
+      use the mug instead                 any reply that is not yes is taken as a change
+      yes / ok / go ahead                 approve the scene: plan, rewards, training, report
+      why did it fail / explain           the run's story: critiques, attempts, reward components
+      retrain grasp with 20000 steps      train a subtask of a finished run again
+      what do you remember about cubes    search the experience store
+      help                                this list;  quit, exit or Ctrl-D end the chat
+
+    Models: with no DEXFORGE_BASE_URL the assistant runs on those offline rules. With DEXFORGE_BASE_URL (any
+    OpenAI-compatible server) it is a language model that converses freely and calls the same tools: it uses
+    the proposer's settings (DEXFORGE_PROPOSER_MODEL or DEXFORGE_MODEL), or DEXFORGE_CHAT_MODEL and
+    DEXFORGE_CHAT_BASE_URL when set; DEXFORGE_CHAT_VISION=1 shows it the renders as images; the key is read
+    from OPENAI_API_KEY (or the variable DEXFORGE_API_KEY_ENV names). The roles of each run take their models
+    as in `dexforge run`.
+
+    \b
+    Example session:
+      you> lift the cube
+        -> start_run(request='lift the cube')    a minute: scene proposed, checked, waiting
+      you> make the cube a bit bigger
+        -> amend(text='make the cube a bit bigger')
+      you> yes
+        -> approve()                             training ... report
+      you> why did it fail
+      you> retrain grasp with 50000 steps
+
+    The conversation is kept in $DEXFORGE_HOME/chat/chat.sqlite (one thread per session) and every tool call
+    in $DEXFORGE_HOME/chat/<session>.jsonl; `--session ID` continues a chat.
+    """
+    from dexforge.agents.chat import ChatSession, chat_settings
+    from dexforge.agents.chat_tools import ChatContext
 
     ctx = _context(envs, budget, episodes, None, None, video, True, backend).model_copy(update={"mode": "chat"})
+    if stop_after:
+        if stop_after not in ("check", "decompose"):
+            raise typer.BadParameter(f"'{stop_after}': use check or decompose", param_hint="--stop-after")
+        ctx = AgentContext.model_validate({**ctx.model_dump(), "stop_after": stop_after})
+    settings = chat_settings()
     console = Console()
-    history: list[str] = []
-    while True:
-        request = _ask(console, "you> ")
-        if request is None or request.strip() in {"quit", "exit"}:
-            return
-        if not request.strip():
-            continue
-        progress = Progress(console)
-        try:
-            result = runner.start(request, ctx, progress, history=history)
-            while result.status == "waiting":
-                progress.stop()
-                _show_proposal(console, result)
-                reply = _ask(console, "approve? (yes / what to change)> ")
-                progress = Progress(console)
-                result = runner.resume(result.run_dir, progress, reply="yes" if reply is None else reply)
-        finally:
-            progress.stop()
-        history.append(request)
-        _summary(console, result)
+    with ChatSession(ChatContext(run=ctx, model=settings), session) as talk:
+        console.print(f"[bold]dexforge chat[/] {talk.id}: assistant = {settings.label}")
+        console.print("roles: " + ", ".join(f"{r} = {ctx.model_for(r).label}" for r in ctx.models))
+        console.print("'help' lists what I understand; quit or Ctrl-D ends the chat.")
+        while True:
+            text = _ask(console, "you> ")
+            if text is None or text.strip().lower() in {"quit", "exit"}:
+                return
+            if text.strip():
+                _turn(console, talk, text)
+
+
+def _turn(console: Console, talk, text: str) -> None:
+    """One exchange: the tool calls as they are made, a run's progress, proposals, then the answer."""
+    from langchain_core.messages import AIMessage, ToolMessage
+
+    progress = Progress(console)
+    progress.status.update("thinking")
+    answer = ""
+    try:
+        for _node, message in talk.send(text, progress):
+            if isinstance(message, AIMessage):
+                for call in message.tool_calls:
+                    args = ", ".join(f"{k}={v!r}" for k, v in call["args"].items())
+                    console.print(f"  [dim]-> {call['name']}({args})[/]", highlight=False)
+                if message.content and not message.tool_calls:
+                    answer = str(message.content)
+            elif isinstance(message, ToolMessage):
+                art = message.artifact if isinstance(message.artifact, dict) else {}
+                if message.name in ("start_run", "amend", "show") and art.get("scene"):
+                    _show_proposal(console, art)
+    finally:
+        progress.stop()
+    console.print("[bold]dexforge>[/] ", end="")
+    console.print(answer, markup=False, highlight=False)
 
 
 def _ask(console: Console, prompt: str) -> str | None:
@@ -251,12 +318,15 @@ def _ask(console: Console, prompt: str) -> str | None:
         return None
 
 
-def _show_proposal(console: Console, result) -> None:
-    payload = result.interrupt or {}
-    console.print("[bold]proposed scene[/]")
-    console.print(payload.get("spec", ""))
-    for view, path in (payload.get("renders") or {}).items():
-        console.print(f"  {view}: {Path(result.run_dir) / path}")
-    critique = payload.get("critique") or {}
-    for finding in critique.get("findings", []):
-        console.print(f"  critic: {finding}")
+def _show_proposal(console: Console, view: dict) -> None:
+    """A run's scene (a RunView of the chat tools): the scene, its renders, the critic."""
+    title = "proposed scene" if view.get("status") == "waiting" else "scene"
+    console.print(f"[bold]{title}[/] (run {view['run_id']}, {view.get('status')})")
+    console.print(f"  {view.get('scene') or 'no scene'}", markup=False, highlight=False)
+    for name, path in (view.get("renders") or {}).items():
+        console.print(f"  {name}: {path}", markup=False, highlight=False)
+    critique = view.get("critique") or {}
+    for finding in critique.get("findings") or []:
+        console.print(f"  critic: {finding}", markup=False, highlight=False)
+    if critique.get("verdict"):
+        console.print(f"  critic verdict: {critique['verdict']}", markup=False, highlight=False)

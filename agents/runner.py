@@ -107,6 +107,25 @@ def resume(
     return _drive(run_dir, ctx, Command(resume=reply) if reply is not None else None, on_event)
 
 
+def inspect(run_dir: Path) -> RunResult:
+    """A run as its folder and checkpoint hold it, running nothing: `waiting` (with the pending question), the
+    final status of its summary.json, or `running` (not finished: working in another process, or stopped by a
+    crash; `resume` continues it)."""
+    meta = load_run(run_dir)
+    with compiled(run_dir) as graph:
+        snapshot = graph.get_state(_config(meta["run_id"]))
+    state = dict(snapshot.values)
+    pending = [i.value for task in snapshot.tasks for i in task.interrupts]
+    if snapshot.next and pending:
+        return RunResult(meta["run_id"], run_dir, "waiting", state, pending[0])
+    summary_file = run_dir / "summary.json"
+    if summary_file.exists():
+        summary = json.loads(summary_file.read_text())
+        state["reason"] = state.get("reason") or summary.get("reason")
+        return RunResult(meta["run_id"], run_dir, summary.get("status") or "failed", state)
+    return RunResult(meta["run_id"], run_dir, "running", state)
+
+
 def _drive(run_dir: Path, ctx: AgentContext, inputs: Any, on_event: OnEvent | None) -> RunResult:
     from dexforge.tools.common import TOOL_CALLS
 
