@@ -50,7 +50,8 @@ def evaluate(
     from dexforge.evals.suite import core_suite, installed_suite, load_suite
     from dexforge.home import home
 
-    if target is not None and target.is_dir():
+    named = installed_suite(str(target)) if target is not None and not target.is_file() else None
+    if target is not None and target.is_dir() and (named is None or (target / "outcome.json").exists()):
         from dexforge.policies.cli import evaluate as evaluate_run
 
         evaluate_run(target, as_json)
@@ -61,13 +62,18 @@ def evaluate(
         raise typer.BadParameter(
             "set DEXFORGE_BASE_URL (and DEXFORGE_MODEL, OPENAI_API_KEY) first", param_hint="--backend"
         )
-    path = target or core_suite()
-    if target is not None and not target.exists() and installed_suite(str(target)) is not None:
-        path = installed_suite(str(target))  # `dexforge eval tools`: an installed suite by name
+    path = named or target or core_suite()  # `dexforge eval tools`: an installed suite by name
     suite = load_suite(path)
     out = out or home() / "evals" / f"{time.strftime('%Y%m%d-%H%M%S')}-{suite.name}"
     console = Console(stderr=as_json)
-    console.print(f"suite {suite.name}: {len(suite.cases)} case(s) x {repeat}, results in {out}")
+    chosen = [
+        c
+        for c in suite.cases
+        if (not case or c.name in case)
+        and (not tag or set(tag) & set(c.tags))
+        and not set(skip_tag or ()) & set(c.tags)
+    ]
+    console.print(f"suite {suite.name}: {len(chosen)} of {len(suite.cases)} case(s) x {repeat}, results in {out}")
 
     def show(result) -> None:
         mark = "[green]pass[/]" if result.passed else "[red]FAIL[/]"
