@@ -148,3 +148,50 @@ def test_the_core_suite_passes_offline(tmp_path):
     rates = json.loads((out / "pass_rates.json").read_text())
     assert code == 0, rates["failed"]
     assert rates["pass@1"] == 1.0 and len(rates["cases"]) >= 20
+
+
+def test_the_tools_suite_scores_trajectories_and_checks_its_own_arguments(tmp_path):
+    """The tools suite loads (expected arguments valid for each tool's model), covers every role, and its cases
+    that need no simulator pass: scripted tool-calling models and the offline reasoner's own trajectories."""
+    from dexforge.evals.suite import installed_suite
+
+    suite = load_suite(installed_suite("tools"))
+    assert len(suite.cases) >= 12
+    roles = {t.role for c in suite.cases for t in c.expect.trajectories}
+    assert roles == {"proposer", "critic", "decomposer", "reward_writer"}
+    assert {t.match for c in suite.cases for t in c.expect.trajectories} >= {"strict", "unordered", "superset"}
+    with pytest.raises(SuiteError, match="no argument"):
+        load_suite(
+            write(
+                tmp_path,
+                "name: s\ncases:\n  - name: a\n    request: x\n    expect:\n      trajectories:\n"
+                "        - {role: critic, calls: [{name: measure, args: {object: cube}}]}\n",
+            )
+        )
+    out = tmp_path / "tools"
+    code = main(["eval", "tools", "--tag", "fast", "--out", str(out), "--json"])
+    rates = json.loads((out / "pass_rates.json").read_text())
+    assert code == 0, rates["failed"]
+    assert len(rates["cases"]) == len([c for c in suite.cases if "fast" in c.tags]) >= 6
+
+
+def test_a_suite_runs_against_a_live_endpoint(tmp_path, monkeypatch):
+    """`--backend live`: the scripted roles ask the endpoint in DEXFORGE_BASE_URL instead (here a scripted
+    server standing in for someone's model), and the trajectory is scored the same way."""
+    from dexforge.evals.scripted import ScriptedOpenAI
+    from dexforge.evals.suite import installed_suite
+
+    case = next(c for c in load_suite(installed_suite("tools")).cases if c.name == "proposer-grounds-unknown-word")
+    with ScriptedOpenAI(case.replies) as server:
+        monkeypatch.setenv("DEXFORGE_BASE_URL", server.base_url)
+        monkeypatch.setenv("DEXFORGE_MODEL", "someones-model")
+        monkeypatch.setenv("OPENAI_API_KEY", "live-key")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        out = tmp_path / "live"
+        code = main(["eval", "tools", "--backend", "live", "--case", case.name, "--out", str(out), "--json"])
+        asked = server.for_role("proposer")
+    assert code == 0
+    assert len(asked) == 3 and asked[0].body["model"] == "someones-model"
+    assert asked[0].headers["authorization"] == "Bearer live-key"
+    (result,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert result["passed"] and any(c["name"].startswith("proposer trajectory") for c in result["checks"])
