@@ -264,8 +264,8 @@ def chat(
     The conversation is kept in $DEXFORGE_HOME/chat/chat.sqlite (one thread per session) and every tool call
     in $DEXFORGE_HOME/chat/<session>.jsonl; `--session ID` continues a chat.
     """
-    from dexforge.agents.chat import ChatSession, chat_settings
-    from dexforge.agents.chat_tools import ChatContext
+    from dexforge.agents.chat.agent import ChatSession, chat_settings
+    from dexforge.agents.chat.tools import ChatContext
 
     ctx = _context(envs, budget, episodes, None, None, video, True, backend).model_copy(update={"mode": "chat"})
     if stop_after:

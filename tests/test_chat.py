@@ -11,9 +11,9 @@ import yaml
 from langchain_core.messages import AIMessage, ToolMessage
 from typer.testing import CliRunner
 
-from dexforge.agents.chat import ChatSession, chat_settings
-from dexforge.agents.chat_offline import Facts, read_intent, tokens
-from dexforge.agents.chat_tools import ChatContext
+from dexforge.agents.chat.agent import ChatSession, chat_settings
+from dexforge.agents.chat.offline import Facts, read_intent, tokens
+from dexforge.agents.chat.tools import ChatContext
 from dexforge.agents.context import AgentContext, ModelSettings
 from dexforge.cli import app
 from dexforge.evals.scripted import ScriptedOpenAI, image_urls
@@ -203,7 +203,7 @@ def test_a_turn_ends_when_its_tool_budget_is_spent(tmp_path):
 def test_only_the_latest_renders_are_sent_as_images():
     from langchain_core.messages import HumanMessage
 
-    from dexforge.agents.chat import RENDERS, for_model
+    from dexforge.agents.chat.agent import RENDERS, for_model
 
     def renders(n: int) -> HumanMessage:
         parts = [{"type": "text", "text": f"renders {n}"}, {"type": "image_url", "image_url": {"url": "data:x"}}]

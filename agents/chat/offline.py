@@ -290,7 +290,7 @@ def summarise(message: ToolMessage) -> str:
 
 
 def _status_summary(art: dict) -> str:
-    from dexforge.agents.chat_views import STATUS_TEXT
+    from dexforge.agents.chat.views import STATUS_TEXT
 
     steps = " -> ".join(art.get("node_path") or []) or "none yet"
     rates = ", ".join(f"{k} {'-' if v is None else f'{v:.0%}'}" for k, v in (art.get("subtasks") or {}).items())

@@ -4,8 +4,8 @@
                |---malformed calls only-----------> observe
                +---an answer in words-------------> END
 
-`agent` is the model bound to the chat tools (`agents.chat_tools`): a ChatOpenAI for an OpenAI-compatible
-endpoint, or the offline rules (`agents.chat_offline`). `tools` runs the calls; a tool's error and
+`agent` is the model bound to the chat tools (`agents.chat.tools`): a ChatOpenAI for an OpenAI-compatible
+endpoint, or the offline rules (`agents.chat.offline`). `tools` runs the calls; a tool's error and
 arguments that fail validation come back as error tool messages. `observe` answers malformed calls (not
 JSON) with an error tool message, takes the conversation's current run from the results, and, for a
 model with vision, shows it the scene's renders as a user message with images. A turn may make at most
@@ -39,7 +39,7 @@ from langgraph.prebuilt.tool_node import ToolInvocationError
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
-from dexforge.agents.chat_tools import TOOLS, ChatContext, OnEvent
+from dexforge.agents.chat.tools import TOOLS, ChatContext, OnEvent
 from dexforge.agents.context import AgentContext, ModelSettings
 from dexforge.agents.runs import log_event
 from dexforge.home import DexforgeError, home
@@ -77,7 +77,7 @@ class ChatState(TypedDict, total=False):
 def chat_settings(env: Mapping[str, str] | None = None) -> ModelSettings:
     """The assistant's model: the proposer's endpoint settings (`DEXFORGE_BASE_URL`, `DEXFORGE_MODEL`, ...) with
     `DEXFORGE_CHAT_BASE_URL` and `DEXFORGE_CHAT_MODEL` taking precedence; `DEXFORGE_CHAT_VISION=1` shows it the
-    renders as images. Offline (the rules of agents/chat_offline.py) when no endpoint is set."""
+    renders as images. Offline (the rules of agents/chat/offline.py) when no endpoint is set."""
     env = os.environ if env is None else env
     proposer = AgentContext.from_env(env).model_for("proposer")
     base_url = env.get("DEXFORGE_CHAT_BASE_URL") or proposer.base_url
@@ -96,7 +96,7 @@ def chat_settings(env: Mapping[str, str] | None = None) -> ModelSettings:
 
 @lru_cache(maxsize=4)
 def _model(settings: ModelSettings) -> BaseChatModel:
-    from dexforge.agents.chat_offline import OfflineChatModel
+    from dexforge.agents.chat.offline import OfflineChatModel
     from dexforge.agents.llm import chat_model
 
     if settings.backend == "offline":

@@ -24,7 +24,7 @@ from langgraph.prebuilt import ToolRuntime
 from pydantic import BaseModel, ConfigDict, Field
 
 from dexforge.agents import runner
-from dexforge.agents.chat_views import Explanation, RunView, attempt_facts, attempt_folders, explain, run_view
+from dexforge.agents.chat.views import Explanation, RunView, attempt_facts, attempt_folders, explain, run_view
 from dexforge.agents.context import AgentContext, ModelSettings
 from dexforge.agents.runs import find_run, load_run, log_event, rel
 from dexforge.home import DexforgeError
