@@ -77,6 +77,8 @@ def _custom(ev: dict) -> str:
             f"reward {ev.get('reward_mean', 0):.2f}"
         )
     kind = ev.get("event", "")
+    if kind == "tool":
+        return f"{ev.get('role', '').replace('_', '-')} calls {ev.get('name')}"
     return {
         "check": "checking the scene",
         "critique": f"critic round {ev.get('round')}: {ev.get('verdict')}",

@@ -165,6 +165,9 @@ class RoleLoop:
 
     def _log(self, request, execute):
         """ToolNode's wrapper of every call: run it, then record it in the run's event log."""
+        from dexforge.tools.common import progress
+
+        progress(event="tool", role=self.role, name=request.tool_call["name"])
         start = time.perf_counter()
         message = execute(request)
         call = request.tool_call

@@ -75,9 +75,13 @@ class Scope(BaseModel):
         base = self.run_path / "tools" / self.role
         base.mkdir(parents=True, exist_ok=True)
         n = sum(1 for p in base.glob(f"{tool}-*"))
-        out = base / f"{tool}-{n + 1}"
-        out.mkdir()
-        return out
+        while True:  # calls of one turn run side by side: the first to make a folder owns it
+            n += 1
+            try:
+                (base / f"{tool}-{n}").mkdir()
+            except FileExistsError:
+                continue
+            return base / f"{tool}-{n}"
 
 
 class NoArgs(BaseModel):
