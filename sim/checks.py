@@ -13,6 +13,7 @@ also run without a simulator through `static_checks(spec)`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -201,8 +202,9 @@ def _link_names(env) -> dict[int, str]:
     return names
 
 
-def settling(env, seconds: float = SETTLE_TIME) -> list[Finding]:
-    """Objects that move, tip or fall in the first `seconds` with the hand holding its pose."""
+def settling(env, seconds: float = SETTLE_TIME, on_settled: Callable | None = None) -> list[Finding]:
+    """Objects that move, tip or fall in the first `seconds` with the hand holding its pose. `on_settled(env)`
+    sees the settled scene before the start state is put back (the scene check records its boxes there)."""
     from dexforge.sim.rotations import tilt_angle
 
     state = env.get_state()
@@ -211,6 +213,8 @@ def settling(env, seconds: float = SETTLE_TIME) -> list[Finding]:
     targets = env.targets.clone()
     for _ in range(max(1, round(seconds / env.dt))):
         env.step_targets(targets)
+    if on_settled is not None:
+        on_settled(env)
     m = env.metrics
     findings = []
     for k in free:
@@ -243,8 +247,8 @@ def settling(env, seconds: float = SETTLE_TIME) -> list[Finding]:
     return findings
 
 
-def run_checks(spec: TaskSpec, env=None) -> CheckReport:
-    """All checks on one env of `spec` (built here unless `env` is given)."""
+def run_checks(spec: TaskSpec, env=None, on_settled: Callable | None = None) -> CheckReport:
+    """All checks on one env of `spec` (built here unless `env` is given); `on_settled`: see `settling`."""
     from dexforge.sim.env import EnvConfig, HandEnv
     from dexforge.sim.scene import SceneConfig
 
@@ -256,6 +260,6 @@ def run_checks(spec: TaskSpec, env=None) -> CheckReport:
 
     with torch.no_grad():
         report.findings = interpenetration(env) + report.findings
-        report.findings += settling(env)
+        report.findings += settling(env, on_settled=on_settled)
     report.checks_run = ["interpenetration", "settling", *report.checks_run]
     return report

@@ -36,10 +36,10 @@ def check_scene_job(spec_yaml: str, out_dir: str, render: bool = True, backend: 
     renders = {k: str(v) for k, v in render_views(env, out / "renders").items()} if render else {}
     checks_s = 0.0
 
-    def checks():
+    def checks(on_settled):
         nonlocal checks_s
         t = time.perf_counter()
-        report = run_checks(spec, env)
+        report = run_checks(spec, env, on_settled=on_settled)
         checks_s = time.perf_counter() - t
         return report
 

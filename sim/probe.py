@@ -9,8 +9,6 @@ result model of `dexforge.sim.probe_types` as JSON. Pictures are of env 0, rende
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -67,29 +65,6 @@ def table_box() -> BodyBox:
     return BodyBox(
         name="table", kind="table", pos=(0.0, 0.0, 0.0), aabb_min=(-w, -w, -TABLE_THICKNESS), aabb_max=(w, w, 0.0)
     )
-
-
-@contextmanager
-def settled_boxes(env, seconds: float = SETTLE_TIME) -> Iterator[list[list[BodyBox]]]:
-    """Record the bodies' boxes at the end of the settling check while it runs inside this block.
-
-    `sim.checks.settling` simulates `seconds` with the hand still and then puts the start state back; this
-    wraps the env's `set_state` so that a restore coming after at least that many steps first records the
-    boxes it is about to undo. The list stays empty if no such restore happened (then simulate yourself)."""
-    steps = max(1, round(seconds / env.dt))
-    captured: list[list[BodyBox]] = []
-    restore = env.set_state
-
-    def set_state(state, envs_idx=None):
-        if int(env.episode_step[0]) >= steps:
-            captured.append(body_boxes(env))
-        restore(state, envs_idx)
-
-    env.set_state = set_state  # an instance attribute: shadows the method until deleted
-    try:
-        yield captured
-    finally:
-        del env.set_state
 
 
 def settle_hand_still(env, seconds: float) -> None:
@@ -320,13 +295,14 @@ def metrics_batch_job(
 
 
 def scene_state_and_metrics(env, run_checks_here, out_dir: Path, metric_steps: int = 16):
-    """For `check_scene`: run `run_checks_here()` (the checks, on `env`) while recording the settled boxes,
-    then write `scene_state.json` and `metrics_batch.pt` (`metric_steps` rows of env 0) into `out_dir`.
+    """For `check_scene`: run `run_checks_here(on_settled)` (the checks, on `env`; the settling check calls
+    `on_settled(env)` on the settled scene), then write `scene_state.json` (the boxes as laid out and settled)
+    and `metrics_batch.pt` (`metric_steps` rows of env 0) into `out_dir`.
     Returns (the checks' report, scene_state path, metrics_batch path)."""
     bodies = body_boxes(env)
-    with settled_boxes(env) as captured:
-        report = run_checks_here()
-    if not captured:  # the settling check no longer restores after simulating: simulate it here
+    captured: list[list[BodyBox]] = []
+    report = run_checks_here(lambda settled: captured.append(body_boxes(settled)))
+    if not captured:  # no settling check ran (no free object to watch?): simulate it here
         state = env.get_state()
         settle_hand_still(env, SETTLE_TIME)
         captured.append(body_boxes(env))

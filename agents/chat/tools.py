@@ -28,6 +28,7 @@ from dexforge.agents.chat.views import Explanation, RunView, attempt_facts, atte
 from dexforge.agents.context import AgentContext, ModelSettings
 from dexforge.agents.runs import find_run, load_run, log_event, rel
 from dexforge.home import DexforgeError
+from dexforge.policies.job_types import TrainSubtaskResult
 
 OnEvent = Callable[[str, Any], None]
 
@@ -296,18 +297,20 @@ def retrain(subtask: str, budget: int, runtime: ToolRuntime, from_scratch: bool 
     ctx = AgentContext.model_validate(load_run(run_dir)["context"])
     t0 = time.time()
     try:
-        value = call_tool(
-            train_subtask,
-            spec_yaml=state["spec_yaml"],
-            plan_yaml=plan.to_yaml(),
-            index=index,
-            out_dir=str(out_dir),
-            start_states=start,
-            n_envs=ctx.n_envs,
-            eval_episodes=ctx.eval_episodes,
-            backend=ctx.backend,
-            timeout_s=ctx.job_timeout_s,
-            init_checkpoint=init,
+        value = TrainSubtaskResult.model_validate(
+            call_tool(
+                train_subtask,
+                spec_yaml=state["spec_yaml"],
+                plan_yaml=plan.to_yaml(),
+                index=index,
+                out_dir=str(out_dir),
+                start_states=start,
+                n_envs=ctx.n_envs,
+                eval_episodes=ctx.eval_episodes,
+                backend=ctx.backend,
+                timeout_s=ctx.job_timeout_s,
+                init_checkpoint=init,
+            )
         )
     except ToolFailed as exc:
         log_event(run_dir, "retrain", subtask=subtask, attempt=attempt, budget=budget, error=exc.message)
@@ -320,10 +323,10 @@ def retrain(subtask: str, budget: int, runtime: ToolRuntime, from_scratch: bool 
         attempt=attempt,
         folder=str(out_dir),
         budget=budget,
-        success_rate=value.get("success_rate"),
-        episodes=value.get("episodes"),
-        env_steps=value.get("env_steps"),
-        stop_reason=value.get("stop_reason") or None,
+        success_rate=value.success_rate,
+        episodes=value.episodes,
+        env_steps=value.env_steps,
+        stop_reason=value.stop_reason or None,
         start_states=start,
         init_checkpoint=init,
     )
@@ -336,8 +339,8 @@ def retrain(subtask: str, budget: int, runtime: ToolRuntime, from_scratch: bool 
         success_rate=done.success_rate,
         env_steps=done.env_steps,
         stop_reason=done.stop_reason,
-        checkpoint=rel(run_dir, value.get("checkpoint")),
-        end_states=rel(run_dir, value.get("end_states")),
+        checkpoint=rel(run_dir, value.checkpoint),
+        end_states=rel(run_dir, value.end_states),
         seconds=round(time.time() - t0, 1),
     )
     return done.text(), done.model_dump(mode="json")

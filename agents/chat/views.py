@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from dexforge.agents.runner import RunResult
+from dexforge.policies.job_types import TrainSubtaskResult
 from dexforge.policies.subtask import Plan
 from dexforge.sim.spec import TaskSpec, load_yaml
 
@@ -195,12 +196,12 @@ def attempt_facts(folder: Path, subtask: str) -> AttemptFacts:
     facts = AttemptFacts(subtask=subtask, attempt=int(folder.name[len("attempt") :]), folder=str(folder))
     outcome = folder / "outcome.json"
     if outcome.exists():
-        value = json.loads(outcome.read_text())
-        facts.success_rate = value.get("success_rate")
-        facts.episodes = value.get("episodes")
-        facts.env_steps = value.get("env_steps")
-        facts.stop_reason = value.get("stop_reason") or None
-        facts.error = value.get("error")
+        value = TrainSubtaskResult.model_validate_json(outcome.read_text())
+        facts.success_rate = value.success_rate
+        facts.episodes = value.episodes
+        facts.env_steps = value.env_steps
+        facts.stop_reason = value.stop_reason or None
+        facts.error = value.error
     stats = folder / "stats.jsonl"
     rows = [json.loads(line) for line in stats.read_text().splitlines() if line.strip()] if stats.exists() else []
     if rows:
