@@ -14,8 +14,9 @@ from dexforge.agents.runs import RunNotFound, create_run, find_run, new_run_id
 from dexforge.cli import main
 from dexforge.evals.scripted import ScriptedOpenAI
 from dexforge.tools import all_tools
+from dexforge.tools.base import Scope
 from dexforge.tools.common import ToolFailed, call_tool
-from dexforge.tools.sim_tools import describe_metrics, find_assets, validate_spec
+from dexforge.tools.toolboxes import toolbox
 from dexforge.tools.train_tools import check_reward
 
 
@@ -63,20 +64,22 @@ def test_run_folders_are_found_by_id_prefix_and_say_what_exists(tmp_path):
     assert new_run_id("???").split("-")[2] == "task"
 
 
-def test_tools_answer_errors_the_model_can_act_on():
+def test_tools_answer_errors_the_model_can_act_on(tmp_path):
     assert {t.name for t in all_tools()} >= {"check_scene", "train_subtask", "collect", "check_reward"}
-    with pytest.raises(ToolFailed, match="unknown object 'piano'"):
-        call_tool(validate_spec, spec_yaml="objects: [{asset: piano}]")
-    with pytest.raises(ToolFailed, match="closest ids"):
-        call_tool(find_assets, query="xylophone")
+    spec = (Path(__file__).parents[1] / "sim" / "examples" / "lift_cube.yaml").read_text()
+    scope = Scope(run_dir=str(tmp_path), role="proposer", spec_yaml=spec)
+    tools = {t.name: t for r in ("proposer", "decomposer") for t in toolbox(r, scope)}
+    with pytest.raises(ToolFailed, match="piano"):
+        call_tool(tools["validate_spec"], spec_yaml="objects: [{asset: piano}]")
+    found = call_tool(tools["find_assets"], query="xylophone")
+    assert found["matches"] == [] and "graspable" in found["by_tag"]  # no match: the catalog by use instead
     with pytest.raises(ToolFailed, match="line 1"):
         call_tool(check_reward, source="import os\ndef compute_reward(m):\n    return m['x'], {}\n")
     with pytest.raises(ToolFailed, match=r"cube\.lfit"):
         call_tool(
             check_reward, source="def compute_reward(m):\n    return m['cube.lfit'], {}\n", metric_keys=["cube.lift"]
         )
-    spec = (Path(__file__).parents[1] / "sim" / "examples" / "lift_cube.yaml").read_text()
-    keys = call_tool(describe_metrics, spec_yaml=spec)["metrics"]
+    keys = call_tool(tools["describe_metrics"])["metrics"]
     assert "cube.lift" in keys and "cube.open_fraction" not in keys  # a cube has no joints
     with pytest.raises(ToolFailed):
         call_tool(check_reward, source=123)  # bad arguments are tool errors too
