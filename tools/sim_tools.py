@@ -11,19 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from langchain_core.tools import tool
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from dexforge.sim.job_types import CheckSceneArgs, CheckSceneResult
 from dexforge.tools.common import progress, run_worker
 
 
-class SpecArgs(BaseModel):
-    spec_yaml: str = Field(description="The whole TaskSpec as YAML.")
+class CheckArgs(CheckSceneArgs):
+    """The job's arguments, and how long the caller waits for it."""
 
-
-class CheckArgs(SpecArgs):
-    out_dir: str = Field(description="Folder for the renders and the job's files.")
-    render: bool = Field(default=True, description="Also render front/side/top views (PNG).")
-    backend: str = Field(default="cpu", description="Genesis backend: cpu or gpu.")
     timeout_s: float = Field(default=900.0, gt=0, description="Most seconds the check may take.")
 
 
@@ -52,8 +48,6 @@ def check_scene(
 
     spec = parse_spec(spec_yaml)
     progress(event="check", spec=spec.name)
-    from dexforge.sim.job_types import CheckSceneArgs, CheckSceneResult
-
     value = run_worker(
         "check_scene",
         CheckSceneArgs(spec_yaml=spec_yaml, out_dir=out_dir, render=render, backend=backend),

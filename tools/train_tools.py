@@ -11,6 +11,8 @@ from pathlib import Path
 from langchain_core.tools import ToolException, tool
 from pydantic import BaseModel, Field
 
+from dexforge.policies.job_types import CollectArgs as CollectJobArgs
+from dexforge.policies.job_types import CollectResult, TrainSubtaskArgs, TrainSubtaskResult
 from dexforge.tools.common import progress, run_worker
 
 
@@ -21,36 +23,16 @@ class RewardArgs(BaseModel):
     )
 
 
-class TrainArgs(BaseModel):
-    spec_yaml: str = Field(description="The TaskSpec as YAML.")
-    plan_yaml: str = Field(description="The Plan as YAML (rl subtasks carry their reward program).")
-    index: int = Field(ge=0, description="Which subtask of the plan to train or measure (0-based).")
-    out_dir: str = Field(description="Folder for this attempt's files.")
-    start_states: str | None = Field(default=None, description="end_states.pt of the previous subtask.")
+class TrainArgs(TrainSubtaskArgs):
+    """The job's arguments, and how long the caller waits for it."""
+
     n_envs: int = Field(default=128, ge=1, description="Parallel envs.")
-    eval_episodes: int = Field(default=64, ge=1, description="Evaluation episodes.")
-    backend: str = Field(default="cpu", description="Genesis backend: cpu or gpu.")
     timeout_s: float = Field(default=3600.0, gt=0, description="Most seconds the job may take.")
-    init_checkpoint: str | None = Field(
-        default=None, description="A policy checkpoint of this subtask to continue from (warm start)."
-    )
-    warm_candidates: list[str] = Field(
-        default_factory=list,
-        description="Without init_checkpoint: policies of similar past subtasks, best first; training starts "
-        "from the first whose observation and action sizes fit.",
-    )
 
 
-class CollectArgs(BaseModel):
-    spec_yaml: str
-    plan_yaml: str
-    out_dir: str
-    checkpoints: dict[str, str] = Field(default_factory=dict, description="rl subtask name -> policy checkpoint.")
-    n_envs: int = 128
-    eval_episodes: int = 64
-    video: bool = True
-    backend: str = "cpu"
-    timeout_s: float = 3600.0
+class CollectArgs(CollectJobArgs):
+    n_envs: int = Field(default=128, ge=1, description="Parallel envs.")
+    timeout_s: float = Field(default=3600.0, gt=0, description="Most seconds the job may take.")
 
 
 @tool(args_schema=RewardArgs, response_format="content_and_artifact")
@@ -84,8 +66,6 @@ def train_subtask(
     """Train one rl subtask with PPO (only its active joints, its reward program, its budget) or measure
     a motion-planned or scripted one, from the previous subtask's end states; then evaluate it. Returns
     the success rate, env steps, stop reason, per-component reward statistics and the checkpoint."""
-    from dexforge.policies.job_types import TrainSubtaskArgs, TrainSubtaskResult
-
     progress(event="train", index=index)
     args = TrainSubtaskArgs(
         spec_yaml=spec_yaml,
@@ -128,9 +108,6 @@ def collect(
 ) -> tuple[str, dict]:
     """Run every subtask in order from the task's initial layout, measure whole-task success, save the
     successful episodes as an HDF5 dataset and (with `video`) film one chained episode."""
-    from dexforge.policies.job_types import CollectArgs as CollectJobArgs
-    from dexforge.policies.job_types import CollectResult
-
     progress(event="collect")
     args = CollectJobArgs(
         spec_yaml=spec_yaml,
