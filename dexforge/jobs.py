@@ -42,6 +42,7 @@ JOBS: dict[str, str] = {
 
 
 TYPES: dict[str, tuple[str, str]] = {
+    "run_plan": ("dexforge.policies.job_types:RunPlanArgs", "dexforge.policies.job_types:RunPlanResult"),
     "check_scene": ("dexforge.sim.job_types:CheckSceneArgs", "dexforge.sim.job_types:CheckSceneResult"),
     "train_subtask": ("dexforge.policies.job_types:TrainSubtaskArgs", "dexforge.policies.job_types:TrainSubtaskResult"),
     "collect": ("dexforge.policies.job_types:CollectArgs", "dexforge.policies.job_types:CollectResult"),
@@ -56,6 +57,22 @@ TYPES: dict[str, tuple[str, str]] = {
     "rollout_frames": (
         "dexforge.policies.probe_types:RolloutFramesArgs",
         "dexforge.policies.probe_types:RolloutFramesResult",
+    ),
+    "dexgen_collect": (
+        "dexforge.policies.dexgen.job_types:DexGenCollectArgs",
+        "dexforge.policies.dexgen.job_types:DexGenCollectResult",
+    ),
+    "dexgen_train": (
+        "dexforge.policies.dexgen.job_types:DexGenTrainArgs",
+        "dexforge.policies.dexgen.job_types:DexGenTrainResult",
+    ),
+    "dexgen_eval": (
+        "dexforge.policies.dexgen.job_types:DexGenEvalArgs",
+        "dexforge.policies.dexgen.job_types:DexGenEvalResult",
+    ),
+    "dexgen_assist": (
+        "dexforge.policies.dexgen.job_types:DexGenAssistArgs",
+        "dexforge.policies.dexgen.job_types:DexGenAssistResult",
     ),
 }
 """Job kind -> (its arguments' model, its result's model): the worker validates both sides of the call."""

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dexforge.policies.job_types import RunPlanArgs, RunPlanResult
+
 out = Console()
 dataset_app = typer.Typer(help="Trajectory datasets (HDF5, robomimic layout).", rich_markup_mode=None)
 
@@ -49,18 +51,10 @@ def train(
         ]
         the_plan = the_plan.model_copy(update={"subtasks": subs})
     run = out_dir or runs_dir() / f"train-{task.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    job = Job(
-        kind="run_plan",
-        args={
-            "spec_yaml": task.to_yaml(),
-            "plan_yaml": the_plan.to_yaml(),
-            "run_dir": str(run),
-            "n_envs": envs,
-            "eval_episodes": episodes,
-        },
-        run_dir=str(run),
-        timeout_s=timeout,
+    args = RunPlanArgs(
+        spec_yaml=task.to_yaml(), plan_yaml=the_plan.to_yaml(), run_dir=str(run), n_envs=envs, eval_episodes=episodes
     )
+    job = Job(kind="run_plan", args=args.model_dump(mode="json"), run_dir=str(run), timeout_s=timeout)
     out.print(f"run folder {run}")
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, console=out) as bar:
@@ -85,18 +79,18 @@ def train(
         from dexforge.home import DexforgeError
 
         raise DexforgeError(f"training failed: {result.error} (log: {result.log})")
-    _print_outcome(result.value)
+    _print_outcome(RunPlanResult.model_validate(result.value))
 
 
-def _print_outcome(outcome: dict) -> None:
-    table = Table(title=f"{outcome['task']}: whole-task success {outcome['task_success_rate'] or 0:.0%}")
+def _print_outcome(outcome: RunPlanResult) -> None:
+    table = Table(title=f"{outcome.task}: whole-task success {outcome.task_success_rate:.0%}")
     for col in ("subtask", "controller", "success", "env steps", "stopped"):
         table.add_column(col)
-    for s in outcome["subtasks"]:
-        table.add_row(s["name"], s["controller"], f"{s['success_rate']:.0%}", f"{s['env_steps']:,}", s["stop_reason"])
+    for s in outcome.subtasks:
+        table.add_row(s.name, s.controller, f"{s.success_rate:.0%}", f"{s.env_steps:,}", s.stop_reason)
     out.print(table)
-    if outcome.get("dataset"):
-        out.print(f"dataset {outcome['dataset']} ({outcome['episodes']} evaluation episodes)")
+    if outcome.dataset:
+        out.print(f"dataset {outcome.dataset} ({outcome.episodes} evaluation episodes)")
 
 
 def evaluate(
@@ -104,6 +98,8 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Show a training run's measured success: per subtask and for the whole task."""
+    from pydantic import ValidationError
+
     from dexforge.home import DexforgeError
 
     path = run / "outcome.json"
@@ -112,8 +108,14 @@ def evaluate(
     outcome = json.loads(path.read_text())
     if as_json:
         typer.echo(json.dumps(outcome, indent=2))
-    else:
-        _print_outcome(outcome)
+        return
+    try:
+        plan_outcome = RunPlanResult.model_validate(outcome)
+    except ValidationError as exc:
+        from dexforge.sim.spec import describe_validation_error
+
+        raise DexforgeError(f"{path} is not a `dexforge train` outcome: {describe_validation_error(exc)}") from None
+    _print_outcome(plan_outcome)
 
 
 @dataset_app.command("inspect")

@@ -1,6 +1,6 @@
-"""The typed arguments and results of the training jobs the agent runs: train (or measure) one subtask,
-collect the chained task. Pydantic only, so the agent process imports it without torch or Genesis; the
-worker validates both sides (dexforge.jobs.TYPES)."""
+"""The typed arguments and results of the training jobs: train (or measure) one subtask, collect the chained
+task (the agent runs these), run a whole plan (`dexforge train`). Pydantic only, so the agent process imports
+it without torch or Genesis; the worker validates both sides (dexforge.jobs.TYPES)."""
 
 from __future__ import annotations
 
@@ -26,31 +26,39 @@ class TrainSubtaskArgs(_Model):
     )
 
 
-class TrainSubtaskResult(BaseModel):
-    """A subtask's outcome (policies.train.SubtaskOutcome) and the files it left."""
+class SubtaskOutcomeResult(_Model):
+    """A subtask's outcome (policies.train.SubtaskOutcome): how it was trained or measured, and how well it did."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    controller: str
+    name: str = Field(description="The subtask's name.")
+    controller: str = Field(description="Its controller kind: rl, motion_plan, scripted or dexgen.")
     success_rate: float = Field(description="Evaluated success rate, 0..1.")
     episodes: int = Field(description="Evaluation episodes behind it.")
-    env_steps: int = 0
-    wall_s: float = 0.0
-    stop_reason: str = ""
-    reward_source: str | None = None
+    env_steps: int = Field(default=0, description="Env steps of rl training (0 for other controllers).")
+    wall_s: float = Field(default=0.0, description="Seconds spent on the subtask.")
+    stop_reason: str = Field(default="", description="Why rl training stopped: target, plateau or budget.")
+    reward_source: str | None = Field(default=None, description="The rl subtask's reward program.")
     reward_stats: dict | None = Field(default=None, description="Per-component statistics of the reward.")
-    checkpoint: str | None = None
-    error: str | None = None
-    obs_size: int | None = None
-    act_size: int | None = None
+    checkpoint: str | None = Field(default=None, description="The chosen policy checkpoint (rl).")
+    error: str | None = Field(default=None, description="What went wrong, when something did.")
+    obs_size: int | None = Field(default=None, description="rl: the policy's observation size.")
+    act_size: int | None = Field(default=None, description="rl: the policy's action size.")
     warm_start: str | None = Field(default=None, description="The checkpoint training started from.")
-    warm_start_skipped: list[str] = Field(default_factory=list)
-    deterministic: bool | None = None
-    selection: dict[str, float] = Field(default_factory=dict)
+    warm_start_skipped: list[str] = Field(default_factory=list, description="Candidates that did not fit, and why.")
+    deterministic: bool | None = Field(default=None, description="rl: the policy acts with its mean action.")
+    selection: dict[str, float] = Field(
+        default_factory=dict, description="rl: checkpoint and action mode -> success over one batch of episodes."
+    )
+    history: list[dict] = Field(
+        default_factory=list, description="rl: PPO statistics per iteration (stats.jsonl's rows); else empty."
+    )
+
+
+class TrainSubtaskResult(SubtaskOutcomeResult):
+    """A subtask's outcome (policies.train.SubtaskOutcome) and the files it left."""
+
+    history: list[dict] = Field(default_factory=list, description="Kept empty: stats.jsonl holds the history.")
     end_states: str | None = Field(default=None, description="end_states.pt of the successful episodes.")
     end_metrics: str | None = Field(default=None, description="end_metrics.pt: the metrics at those end states.")
-    history: list[dict] = Field(default_factory=list, description="Kept empty: stats.jsonl holds the history.")
 
 
 class CollectArgs(_Model):
@@ -69,3 +77,25 @@ class CollectResult(_Model):
     episodes: int
     dataset: str | None = Field(default=None, description="dataset.hdf5 of the successful episodes.")
     video: str | None = Field(default=None, description="rollout.mp4 of one chained episode.")
+
+
+class RunPlanArgs(_Model):
+    spec_yaml: str = Field(description="The TaskSpec as YAML.")
+    plan_yaml: str = Field(description="The Plan as YAML (rl subtasks carry their reward program).")
+    run_dir: str = Field(description="Run folder: reward programs, logs, checkpoints, outcome.json, dataset.hdf5.")
+    n_envs: int = Field(default=32, ge=1, description="Parallel envs.")
+    eval_episodes: int = Field(default=64, ge=1, description="Evaluation episodes per subtask and for the whole task.")
+
+
+class RunPlanResult(_Model):
+    """A whole plan's outcome (policies.train.PlanOutcome), as run_dir/outcome.json holds it."""
+
+    task: str = Field(description="The task's name.")
+    subtasks: list[SubtaskOutcomeResult] = Field(description="Each subtask trained or measured, in order.")
+    task_success_rate: float = Field(
+        description="Whole-task success from the initial layout, 0..1 (0 when a subtask left no end states)."
+    )
+    env_steps: int = Field(default=0, description="Env steps of rl training over all subtasks.")
+    wall_s: float = Field(default=0.0, description="Seconds the whole plan took.")
+    dataset: str | None = Field(default=None, description="dataset.hdf5 of the successful whole-task episodes.")
+    episodes: int = Field(default=0, description="Whole-task evaluation episodes (0 when it was not measured).")

@@ -148,6 +148,7 @@ def _fake_run_job(monkeypatch: pytest.MonkeyPatch, kind: str, lines: list[str], 
 
     def run_job(job: jobs.Job, on_line=None) -> jobs.JobResult:
         assert job.kind == kind and job.kind in JOBS
+        jobs.job_model(jobs.TYPES[kind][0]).model_validate(job.args)  # what the worker checks first
         seen.append(job)
         for line in lines:
             on_line(line)
@@ -169,6 +170,7 @@ def _progress_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
 
 ASSIST_VALUE = {
     "asset": "cube",
+    "skill": "hold",
     "corruption": "noise U(-1,1)",
     "strength": 1.0,
     "envs": 64,
@@ -180,6 +182,8 @@ ASSIST_VALUE = {
     "dexgen_held_to_end": 0.5,
     "latency_ms": 9.5,
     "model": "x/dexgen.pt",
+    "raw_goals": None,
+    "dexgen_goals": None,
 }
 
 
@@ -214,7 +218,7 @@ def test_eval_prints_every_run_and_the_targets(
         rows.append(HoldResult(c.label, None, raw, 0.0, 4))
         rows.append(HoldResult(c.label, 1.0, min(8.0, raw * 12), 0.5, 4, latency_ms=9.0))
     latency = {"median_ms": 12.0, "p95_ms": 15.0, "ddim_steps": 8, "torch_threads": 1}
-    value = eval_result("cube", 4, 8.0, rows, corruptions, latency)
+    value = eval_result("cube", 4, 8.0, rows, corruptions, latency) | {"model": "x/dexgen.pt", "wall_s": 60.0}
     assert value["target"]["judged"]["judged_at"] == "noise U(-1,1)" and value["target"]["meets_10x"]
     _fake_run_job(monkeypatch, "dexgen_eval", [], value)
     assert main(["dexgen", "eval", str(tmp_path), "--envs", "4"]) == 0
@@ -237,11 +241,18 @@ def test_collect_shows_each_expert_and_the_next_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     experts = [
-        {"asset": "cube", "best_success": 0.97, "env_steps": 120_000, "stop_reason": "target", "skipped": None},
+        {"asset": "cube", "skill": "hold", "best_success": 0.97, "env_steps": 120_000, "stop_reason": "target"},
         {"asset": "cube", "skill": "spin_normal", "best_success": 0.61, "env_steps": 400_000, "stop_reason": "budget"},
-        {"asset": "ball", "best_success": None, "env_steps": None, "stop_reason": None, "skipped": "dropped it"},
+        {"asset": "ball", "skill": "hold", "skipped": "dropped it"},
     ]
-    value = {"experts": experts, "data": str(tmp_path / "data.hdf5"), "data_kept": False, "data_mb": 3.2}
+    value = {
+        "folder": str(tmp_path),
+        "experts": experts,
+        "data": str(tmp_path / "data.hdf5"),
+        "data_kept": False,
+        "data_mb": 3.2,
+        "wall_s": {"experts": 900.0, "collect": 300.0},
+    }
     seen = _fake_run_job(monkeypatch, "dexgen_collect", [], value)
     assert main(["dexgen", "collect", str(tmp_path), "-a", "cube", "-a", "ball", "--envs", "8"]) == 0
     out = capsys.readouterr().out
@@ -249,3 +260,75 @@ def test_collect_shows_each_expert_and_the_next_step(
     assert seen[0].args["assets"] == ["cube", "ball"] and seen[0].args["n_envs"] == 8
     assert "spin_normal" in out and "61%" in out
     assert seen[0].args["skills"] == ["hold", "spin_normal"] and seen[0].args["spin_steps"] == 400_000
+
+
+def test_a_spin_experts_eval_shows_its_goals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dexforge.policies.dexgen.evaluate import Corruption, HoldResult
+    from dexforge.policies.dexgen.job_types import DexGenEvalResult
+    from dexforge.policies.dexgen.jobs import eval_result
+
+    _ready_folder(tmp_path)
+    (tmp_path / "experts" / "cube" / "spin_normal").mkdir()
+    (tmp_path / "experts" / "cube" / "spin_normal" / "expert.json").write_text("{}")
+    corruptions = [Corruption(noise=0.0), Corruption(noise=2.0)]
+    rows = []
+    for c, raw in zip(corruptions, (8.0, 1.0), strict=True):
+        rows.append(HoldResult(c.label, None, raw, 0.0, 4, expert="spin_normal", goals=0.25, turned_deg=20.0))
+        rows.append(HoldResult(c.label, 1.0, 6.0, 0.5, 4, latency_ms=9.0, expert="spin_normal", goals=1.75))
+    latency = {"median_ms": 30.0, "p95_ms": 35.0, "ddim_steps": 8, "torch_threads": 1}
+    value = eval_result("cube", 4, 8.0, rows, corruptions, latency, "spin_normal") | {"model": "m", "wall_s": 1.0}
+    result = DexGenEvalResult.model_validate(value)
+    assert result.goals is not None and result.goals["noise U(-2,2)"].dexgen_best_goals == 1.75
+    assert result.target.judged is not None and result.target.judged.judged_at == "noise U(-2,2)"
+    _fake_run_job(monkeypatch, "dexgen_eval", [], value)
+    assert main(["dexgen", "eval", str(tmp_path), "--skill", "spin_normal"]) == 0
+    out = capsys.readouterr().out
+    assert "goals" in out and "1.75" in out and "6x as long" in out and "target 27 ms: not met" in out
+
+
+def test_the_tool_reads_the_typed_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dexforge.tools.common import call_tool
+    from dexforge.tools.dexgen_tools import dexgen_assist
+
+    _ready_folder(tmp_path)
+    (tmp_path / "experts" / "cube" / "spin_normal").mkdir()
+    (tmp_path / "experts" / "cube" / "spin_normal" / "expert.json").write_text("{}")
+    spin = ASSIST_VALUE | {"skill": "spin_normal", "raw_goals": 0.25, "dexgen_goals": 1.5}
+    seen = _fake_run_job(monkeypatch, "dexgen_assist", [], spin)
+    artifact = call_tool(dexgen_assist, folder=str(tmp_path), skill="spin_normal", noise=2.0)
+    assert artifact == spin
+    assert seen[0].args["noise"] == 2.0 and seen[0].args["skill"] == "spin_normal"
+    assert seen[0].run_dir == str(tmp_path / "jobs")
+
+
+def test_a_result_that_does_not_fit_its_model_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "data.hdf5").touch()
+    _fake_run_job(monkeypatch, "dexgen_train", [], {"model": "m", "epochs": 6})
+    assert main(["dexgen", "train", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("error:") and "windows" in err[-1]
+
+
+def test_every_field_of_the_dexgen_job_models_is_described() -> None:
+    from pydantic import BaseModel
+
+    from dexforge.jobs import TYPES, job_model
+
+    todo = [job_model(path) for kind in KINDS for path in TYPES[kind]]
+    seen: set[type] = set()
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name}"
+            for arg in (field.annotation, *getattr(field.annotation, "__args__", ())):
+                for inner in (arg, *getattr(arg, "__args__", ())):
+                    if isinstance(inner, type) and issubclass(inner, BaseModel):
+                        todo.append(inner)
+    assert len(seen) > 8  # the nested models were reached too

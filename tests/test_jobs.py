@@ -97,3 +97,13 @@ def test_typed_jobs_are_validated_on_both_sides_of_the_boundary(tmp_path):
         params = set(inspect.signature(getattr(importlib.import_module(module), name)).parameters)
         assert set(job_model(args).model_fields) == params, kind  # the model is the function's signature
         assert job_model(out).model_fields
+
+
+def test_dexgen_and_run_plan_jobs_are_typed(tmp_path):
+    """The DexGen jobs and run_plan are typed too: a misspelt argument fails in the worker before any work."""
+    from dexforge.jobs import TYPES
+
+    assert {"run_plan", "dexgen_collect", "dexgen_train", "dexgen_eval", "dexgen_assist"} <= set(TYPES)
+    result = run_job(Job(kind="dexgen_train", args={"out": str(tmp_path), "epoch": 3}, run_dir=str(tmp_path)))
+    assert not result.ok and result.error_type == "ValidationError" and "epoch" in result.error
+    assert not (tmp_path / "dexgen.pt").exists()

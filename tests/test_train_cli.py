@@ -73,3 +73,54 @@ def test_train_runs_in_a_worker_and_its_outputs_can_be_read(tmp_path, capsys):
     assert main(["dataset", "inspect", outcome["dataset"], "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["episodes"] >= 1 and info["keys"]["actions"] == [30]
+
+
+def _outcome(run) -> dict:
+    """A run_plan result as the worker returns it (RunPlanResult's full shape)."""
+    from dexforge.policies.job_types import RunPlanResult
+
+    motion = {"controller": "motion_plan", "success_rate": 1.0, "episodes": 2}
+    subtasks = [{"name": "approach", **motion}, {"name": "grasp", **motion, "controller": "scripted"}]
+    subtasks.append({"name": "lift", **motion, "success_rate": 0.5})
+    value = {"task": "lift_cube", "subtasks": subtasks, "task_success_rate": 0.5, "wall_s": 12.0}
+    value |= {"dataset": str(run / "dataset.hdf5"), "episodes": 2}
+    return RunPlanResult.model_validate(value).model_dump(mode="json")
+
+
+def test_train_sends_typed_arguments_and_prints_the_typed_outcome(tmp_path, monkeypatch, capsys):
+    from importlib import resources
+
+    from dexforge import jobs
+    from dexforge.policies.job_types import RunPlanArgs
+
+    spec = resources.files("dexforge.sim") / "examples" / "lift_cube.yaml"
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    run = tmp_path / "run"
+    seen: list[jobs.Job] = []
+
+    def run_job(job: jobs.Job, on_line=None) -> jobs.JobResult:
+        seen.append(job)
+        on_line('@progress {"subtask": "approach", "event": "done", "success_rate": 1.0}')
+        return jobs.JobResult(ok=True, kind=job.kind, value=_outcome(run))
+
+    monkeypatch.setattr(jobs, "run_job", run_job)
+    code = main(["train", str(spec), str(tmp_path / "plan.yaml"), "--envs", "2", "--episodes", "2", "--out", str(run)])
+    assert code == 0, capsys.readouterr()
+    args = RunPlanArgs.model_validate(seen[0].args)  # what the worker checks before the call
+    assert (args.n_envs, args.eval_episodes, args.run_dir) == (2, 2, str(run)) and "lift" in args.plan_yaml
+    shown = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "lift_cube: whole-task success 50%" in shown and "scripted" in shown
+    assert f"dataset {run / 'dataset.hdf5'} (2 evaluation episodes)" in shown
+
+
+def test_eval_prints_an_outcome_and_names_a_file_that_is_not_one(tmp_path, capsys):
+    (tmp_path / "outcome.json").write_text(json.dumps(_outcome(tmp_path)))
+    assert main(["eval", str(tmp_path)]) == 0
+    shown = capsys.readouterr().out
+    assert "whole-task success 50%" in shown and "approach" in shown and "motion_plan" in shown
+    (tmp_path / "outcome.json").write_text(json.dumps({"task": "lift_cube", "subtasks": [{"name": "x"}]}))
+    assert main(["eval", str(tmp_path), "--json"]) == 0  # --json prints the file as it is
+    assert json.loads(capsys.readouterr().out)["subtasks"] == [{"name": "x"}]
+    assert main(["eval", str(tmp_path)]) == 2
+    line = one_error_line(capsys)
+    assert "is not a `dexforge train` outcome" in line and "subtasks.0.controller" in line

@@ -67,6 +67,8 @@ def dexgen_assist(
     hold times (capped at `seconds`), their ratio, the fractions held to the end and DexGen's latency."""
     from dexforge.home import DexforgeError
     from dexforge.policies.dexgen import jobs as J
+    from dexforge.policies.dexgen.job_types import DexGenAssistArgs as AssistJobArgs
+    from dexforge.policies.dexgen.job_types import DexGenAssistResult
     from dexforge.policies.dexgen.skills import skill_mode
     from dexforge.sim.catalog import default_catalog
 
@@ -79,26 +81,22 @@ def dexgen_assist(
     except (DexforgeError, ValueError) as exc:
         raise ToolException(str(exc)) from None
     progress(event="dexgen_assist", folder=str(where))
+    args = AssistJobArgs(
+        out=str(where), asset=asset, n_envs=n_envs, seconds=seconds, noise=noise, strength=strength, skill=skill
+    )
     value = run_worker(
         "dexgen_assist",
-        {
-            "out": str(where),
-            "asset": asset,
-            "n_envs": n_envs,
-            "seconds": seconds,
-            "noise": noise,
-            "strength": strength,
-            "skill": skill,
-        },
+        args,
         where / "jobs",
         timeout_s,
         hint="check the folder with `dexforge dexgen eval`, or retrain it with `dexforge dexgen train`",
     )
+    result = DexGenAssistResult.model_validate(value)
     text = (
-        f"{value['asset']} ({skill}), {value['corruption']}: the policy alone holds {value['raw_hold_s']:.2f} s, "
-        f"through DexGen (strength {strength:g}) {value['dexgen_hold_s']:.2f} s "
-        f"({value['ratio']:g}x; cap {seconds:g} s)"
+        f"{result.asset} ({skill}), {result.corruption}: the policy alone holds {result.raw_hold_s:.2f} s, "
+        f"through DexGen (strength {strength:g}) {result.dexgen_hold_s:.2f} s "
+        f"({result.ratio:g}x; cap {seconds:g} s)"
     )
-    if "raw_goals" in value:
-        text += f"; goals per run {value['raw_goals']:.2f} alone, {value['dexgen_goals']:.2f} through DexGen"
-    return text, value
+    if result.raw_goals is not None and result.dexgen_goals is not None:
+        text += f"; goals per run {result.raw_goals:.2f} alone, {result.dexgen_goals:.2f} through DexGen"
+    return text, result.model_dump(mode="json")

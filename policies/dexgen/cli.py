@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dexforge.home import DexforgeError
+from dexforge.policies.dexgen import job_types as T
 from dexforge.policies.dexgen import jobs as J
 
 app = typer.Typer(
@@ -45,11 +47,14 @@ def _folder(folder: Path | None) -> Path:
     return folder if folder is not None else J.default_folder()
 
 
-def _run(kind: str, args: dict, folder: Path, timeout: float) -> dict:
-    """Run a dexgen job in a worker with a progress row per stage; its value, or a DexforgeError."""
+Result = TypeVar("Result", bound=BaseModel)
+
+
+def _run(kind: str, args: BaseModel, result_model: type[Result], folder: Path, timeout: float) -> Result:
+    """Run a dexgen job in a worker with a progress row per stage; its result, or a DexforgeError."""
     from dexforge.jobs import Job, run_job
 
-    job = Job(kind=kind, args=args, run_dir=str(folder / "jobs"), timeout_s=timeout)
+    job = Job(kind=kind, args=args.model_dump(mode="json"), run_dir=str(folder / "jobs"), timeout_s=timeout)
     err.print(f"{kind.removeprefix('dexgen_')} in {folder} (worker log in {folder / 'jobs'})")
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, console=err) as bar:
@@ -75,7 +80,7 @@ def _run(kind: str, args: dict, folder: Path, timeout: float) -> dict:
         result = run_job(job, on_line=on_line)
     if not result.ok:
         raise DexforgeError(f"dexgen {kind.removeprefix('dexgen_')} failed: {result.error} (log: {result.log})")
-    return result.value or {}
+    return result_model.model_validate(result.value)
 
 
 @app.command()
@@ -129,38 +134,36 @@ def collect(
             skill_mode(k)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--skill") from None
-    args = {
-        "out": str(where),
-        "assets": assets,
-        "n_envs": envs,
-        "expert_steps": expert_steps,
-        "spin_steps": spin_steps,
-        "runs": runs,
-        "steps": steps,
-        "seed": seed,
-        "recollect": recollect,
-        "skills": skills,
-    }
-    value = _run("dexgen_collect", args, where, timeout)
+    args = T.DexGenCollectArgs(
+        out=str(where),
+        assets=assets,
+        n_envs=envs,
+        expert_steps=expert_steps,
+        spin_steps=spin_steps,
+        runs=runs,
+        steps=steps,
+        seed=seed,
+        recollect=recollect,
+        skills=skills,
+    )
+    value = _run("dexgen_collect", args, T.DexGenCollectResult, where, timeout)
     table = Table(title=f"experts in {where / 'experts'}")
     for col in ("object", "skill", "best success", "env steps", "stopped"):
         table.add_column(col)
-    for e in value["experts"]:
-        skill_name = e.get("skill") or "hold"
-        if e.get("skipped"):
-            table.add_row(e["asset"], skill_name, "skipped", "-", e["skipped"])
+    for e in value.experts:
+        if e.skipped:
+            table.add_row(e.asset, e.skill, "skipped", "-", e.skipped)
         else:
-            best, steps_done = e.get("best_success"), e.get("env_steps")
             table.add_row(
-                e["asset"],
-                skill_name,
-                "-" if best is None else f"{best:.0%}",
-                "-" if steps_done is None else f"{steps_done:,}",
-                str(e.get("stop_reason") or "-"),
+                e.asset,
+                e.skill,
+                "-" if e.best_success is None else f"{e.best_success:.0%}",
+                "-" if e.env_steps is None else f"{e.env_steps:,}",
+                e.stop_reason or "-",
             )
     out.print(table)
-    kept = " (kept from before; --recollect to collect again)" if value["data_kept"] else ""
-    out.print(f"data {value['data']}, {value['data_mb']:.1f} MB{kept}")
+    kept = " (kept from before; --recollect to collect again)" if value.data_kept else ""
+    out.print(f"data {value.data}, {value.data_mb:.1f} MB{kept}")
     out.print(f"next: dexforge dexgen train {where}")
 
 
@@ -178,12 +181,12 @@ def train(
     """
     where = _folder(folder)
     J.require_data(where)
-    value = _run("dexgen_train", {"out": str(where), "epochs": epochs, "seed": seed}, where, timeout)
-    losses = value.get("final_losses") or {}
+    args = T.DexGenTrainArgs(out=str(where), epochs=epochs, seed=seed)
+    value = _run("dexgen_train", args, T.DexGenTrainResult, where, timeout)
+    losses = value.final_losses
     out.print(
-        f"model {value['model']}: {value['windows']:,} windows, {value['epochs']} epochs in {value['train_s']} s; "
-        f"final diffusion loss {losses.get('diffusion', float('nan')):.3f}, "
-        f"inverse mse {losses.get('inverse_mse', float('nan')):.4f}"
+        f"model {value.model}: {value.windows:,} windows, {value.epochs} epochs in {value.train_s} s; "
+        f"final diffusion loss {losses.diffusion:.3f}, inverse mse {losses.inverse_mse:.4f}"
     )
     out.print(f"next: dexforge dexgen eval {where}")
 
@@ -260,45 +263,45 @@ def evaluate(
     """
     where = _folder(folder)
     asset = _check_ready(where, asset, skill)
-    args = {
-        "out": str(where),
-        "asset": asset,
-        "n_envs": envs,
-        "seconds": seconds,
-        "noise": noise or [1.0, 2.0, 4.0],
-        "slow": slow or [0.5],
-        "strengths": strength or [0.01, 0.1, 1.0],
-        "skill": skill,
-    }
-    value = _run("dexgen_eval", args, where, timeout)
+    args = T.DexGenEvalArgs(
+        out=str(where),
+        asset=asset,
+        n_envs=envs,
+        seconds=seconds,
+        noise=noise or [1.0, 2.0, 4.0],
+        slow=slow or [0.5],
+        strengths=strength or [0.01, 0.1, 1.0],
+        skill=skill,
+    )
+    value = _run("dexgen_eval", args, T.DexGenEvalResult, where, timeout)
     if as_json:
-        typer.echo(json.dumps(value, indent=2))
+        typer.echo(json.dumps(value.model_dump(mode="json"), indent=2))
         return
     spin = skill != "hold"
-    title = f"{value['asset']} ({skill} expert): mean time in hand, s (cap {seconds:g} s, {envs} envs)"
+    title = f"{value.asset} ({skill} expert): mean time in hand, s (cap {seconds:g} s, {envs} envs)"
     table = Table(title=title)
     for col in ("corruption", "controller", "hold (s)", "held to end", *(["goals"] if spin else []), "ms per call"):
         table.add_column(col)
-    for r in value["results"]:
-        who = "expert alone" if r["strength"] is None else f"DexGen, strength {r['strength']:g}"
-        ms = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.1f}"
-        goals = [f"{r['goals']:.2f}" if r.get("goals") is not None else "-"] if spin else []
-        table.add_row(r["corruption"], who, f"{r['hold_s']:.2f}", f"{r['held_to_end']:.0%}", *goals, ms)
+    for r in value.results:
+        who = "expert alone" if r.strength is None else f"DexGen, strength {r.strength:g}"
+        ms = "-" if r.latency_ms is None else f"{r.latency_ms:.1f}"
+        goals = [f"{r.goals:.2f}" if r.goals is not None else "-"] if spin else []
+        table.add_row(r.corruption, who, f"{r.hold_s:.2f}", f"{r.held_to_end:.0%}", *goals, ms)
     out.print(table)
-    target = value["target"]
-    judged = target["judged"]
+    target = value.target
+    judged = target.judged
     if judged:
-        verdict = "met" if target["meets_10x"] else "not met"
+        verdict = "met" if target.meets_10x else "not met"
         out.print(
-            f"at {judged['judged_at']} the expert alone drops within 3 s ({judged['raw_hold_s']:.2f} s); DexGen holds "
-            f"{judged['ratio']:g}x as long at strength {judged['best_strength']:g} (target 10x: {verdict})"
+            f"at {judged.judged_at} the expert alone drops within 3 s ({judged.raw_hold_s:.2f} s); DexGen holds "
+            f"{judged.ratio:g}x as long at strength {judged.best_strength:g} (target 10x: {verdict})"
         )
     else:
         out.print("the expert alone held for 3 s or more at every noise: no corruption to judge DexGen at")
-    lat = target["latency_ms_batch1"]
+    lat = target.latency_ms_batch1
     out.print(
-        f"latency per action (batch 1, {lat['torch_threads']} thread(s)): median {lat['median_ms']} ms, "
-        f"p95 {lat['p95_ms']} ms (target 27 ms: {'met' if target['meets_latency'] else 'not met'})"
+        f"latency per action (batch 1, {lat.torch_threads} thread(s)): median {lat.median_ms} ms, "
+        f"p95 {lat.p95_ms} ms (target 27 ms: {'met' if target.meets_latency else 'not met'})"
     )
     out.print(f"results in {where / J.RESULTS}")
 
@@ -324,31 +327,24 @@ def assist(
     """
     where = _folder(folder)
     asset = _check_ready(where, asset, skill)
-    args = {
-        "out": str(where),
-        "asset": asset,
-        "n_envs": envs,
-        "seconds": seconds,
-        "noise": noise,
-        "strength": strength,
-        "skill": skill,
-    }
-    value = _run("dexgen_assist", args, where, timeout)
+    args = T.DexGenAssistArgs(
+        out=str(where), asset=asset, n_envs=envs, seconds=seconds, noise=noise, strength=strength, skill=skill
+    )
+    value = _run("dexgen_assist", args, T.DexGenAssistResult, where, timeout)
     if as_json:
-        typer.echo(json.dumps(value, indent=2))
+        typer.echo(json.dumps(value.model_dump(mode="json"), indent=2))
         return
-    table = Table(title=f"{value['asset']}, {value['corruption']}: mean time in hand (cap {seconds:g} s, {envs} envs)")
+    table = Table(title=f"{value.asset}, {value.corruption}: mean time in hand (cap {seconds:g} s, {envs} envs)")
     for col in ("controller", "hold (s)", "held to end"):
         table.add_column(col)
-    table.add_row("expert alone", f"{value['raw_hold_s']:.2f}", f"{value['raw_held_to_end']:.0%}")
+    table.add_row("expert alone", f"{value.raw_hold_s:.2f}", f"{value.raw_held_to_end:.0%}")
     table.add_row(
-        f"through DexGen, strength {strength:g}", f"{value['dexgen_hold_s']:.2f}", f"{value['dexgen_held_to_end']:.0%}"
+        f"through DexGen, strength {strength:g}", f"{value.dexgen_hold_s:.2f}", f"{value.dexgen_held_to_end:.0%}"
     )
     out.print(table)
-    ms = "" if value["latency_ms"] is None else f"; {value['latency_ms']} ms per batched call"
-    out.print(f"through DexGen it stays in hand {value['ratio']:g}x as long{ms}")
-    if "raw_goals" in value:
+    ms = "" if value.latency_ms is None else f"; {value.latency_ms} ms per batched call"
+    out.print(f"through DexGen it stays in hand {value.ratio:g}x as long{ms}")
+    if value.raw_goals is not None and value.dexgen_goals is not None:
         out.print(
-            f"goals (45-degree turns) per run: expert alone {value['raw_goals']:.2f}, "
-            f"DexGen {value['dexgen_goals']:.2f}"
+            f"goals (45-degree turns) per run: expert alone {value.raw_goals:.2f}, DexGen {value.dexgen_goals:.2f}"
         )

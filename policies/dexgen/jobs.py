@@ -5,13 +5,13 @@ A folder is `pipeline`'s layout (experts/<asset>/, data.hdf5, dexgen.pt); `eval`
 reports `@progress` lines with one schema, so that one display serves them all:
     {"stage": str, "info": str, "done": int | None, "total": int | None, "event": "done" (when a stage ends)}
 
-This module imports torch, Genesis and the pipeline only inside the jobs: the checks run in the CLI's and the
-agent's processes.
+The jobs' arguments and results are the models of policies.dexgen.job_types (dexforge.jobs.TYPES: the worker
+validates both sides). This module imports torch, Genesis and the pipeline only inside the jobs: the checks run
+in the CLI's and the agent's processes.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -256,6 +256,7 @@ def eval_job(
     each strength (the clean expert at the middle strength only); DexGen's latency per action; written to
     out/eval.json as well."""
     from dexforge.policies.dexgen import evaluate as E
+    from dexforge.policies.dexgen.job_types import DexGenEvalResult
 
     if not strengths:
         raise ValueError("eval needs at least one guidance strength")
@@ -281,13 +282,13 @@ def eval_job(
     env.close()
     _emit("eval", "latency per action", done=len(runs), total=len(runs))
     latency = E.latency_per_action(bundle)
-    result = eval_result(asset, n_envs, seconds, rows, corruptions, latency, skill) | {
-        "model": str(folder / MODEL),
-        "wall_s": round(time.time() - t0, 1),
-    }
-    (folder / RESULTS).write_text(json.dumps(result, indent=2))
+    result = DexGenEvalResult.model_validate(
+        eval_result(asset, n_envs, seconds, rows, corruptions, latency, skill)
+        | {"model": str(folder / MODEL), "wall_s": round(time.time() - t0, 1)}
+    )  # checked before it is written: eval.json holds what the job returns
+    (folder / RESULTS).write_text(result.model_dump_json(indent=2))
     _emit("eval", f"written to {folder / RESULTS}", done=len(runs), total=len(runs), event="done")
-    return result
+    return result.model_dump(mode="json")
 
 
 def assist_job(
