@@ -36,3 +36,9 @@ def dexforge_home(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def pytest_collection_modifyitems(config, items):
+    """Fast tests first, then the ones that build Genesis scenes (marked `genesis`): a quick failure shows
+    before the slow part starts, and the slow part compiles kernels once."""
+    items.sort(key=lambda item: item.get_closest_marker("genesis") is not None)

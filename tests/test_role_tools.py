@@ -240,6 +240,7 @@ def hanging(tmp_path_factory) -> tuple[TaskSpec, Path]:
     return spec, out
 
 
+@pytest.mark.genesis
 def test_critic_looks_from_the_top_measures_and_corrects(hanging):
     """(a) The critic asks for a top view (the image comes back) and measures the cube against the table;
     it finds the overhang and revises with a move."""
@@ -285,6 +286,7 @@ def test_critic_looks_from_the_top_measures_and_corrects(hanging):
     assert "past the table edge" in section and '<img src="tools/critic/render_view-' in section
 
 
+@pytest.mark.genesis
 def test_reward_writer_dry_runs_reads_the_nan_and_fixes_it(hanging):
     """(b) A program that divides by zero yields NaN in the dry run on the scene's real batch; the model reads
     the error, fixes the division and answers."""
@@ -327,6 +329,7 @@ def test_reward_writer_dry_runs_reads_the_nan_and_fixes_it(hanging):
     assert [e["ok"] for e in runs[-2:]] == [False, True]
 
 
+@pytest.mark.genesis
 def test_the_agent_process_imports_neither_genesis_nor_torch(tmp_path):
     """An offline run through proposer, critic and decomposer (tools included): the simulator and torch stay in
     the workers."""
