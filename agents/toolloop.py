@@ -240,7 +240,8 @@ class RoleLoop:
         strikes = state.get("strikes", 0) + 1
         replies = [
             ToolMessage(
-                content=f"Rejected: {error}. Call {self.answer_name} again with the whole corrected answer."
+                content=f"Your last answer was rejected: {error}. Call {self.answer_name} again with the whole "
+                "corrected answer."
                 if c is mine
                 else f"Not run: {c.get('name')} was called together with your answer; call tools in their own turn.",
                 tool_call_id=str(c.get("id")),
