@@ -110,7 +110,7 @@ def compare(site: Path, work: Path, a: argparse.Namespace) -> dict:
         "benchmark": "demo_overhead",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "request": a.request,
-        "baseline": a.baseline,
+        "baseline_ref": a.baseline,
         "stop_after": a.stop_after,
     }
     found = {}
