@@ -26,7 +26,9 @@ from dexforge.policies.motion import (
     MAX_ANGULAR_SPEED,
     PalmPath,
     PlanningError,
+    WaypointPath,
     cruise_height,
+    joint_path,
     plan_palm_path,
     quat_from_rpy,
     rpy_from_quat,
@@ -84,7 +86,9 @@ class MotionPlanController:
     """Moves the palm centre to `goal` along rise -> transit -> descend, batched over envs.
 
     Each env's goal is its own object's position at `begin` plus `goal.offset` (world frame), or the
-    offset itself as a world point, or (`goal.lift`) the palm's position raised by that much. The
+    offset itself as a world point, or (`goal.lift`) the palm's position raised by that much, or
+    (`goal.pull`) the palm carried with an articulated object's joint along or around its axis (read from
+    the simulator: `joint_path`), for a hand that holds or hooks the handle. The
     palm keeps `goal.clearance` above every object not in the hand; the orientation turns linearly to
     `goal.euler` (degrees, extrinsic x-y-z as in a TaskSpec pose) or is kept. Finger and hand-wrist
     targets are frozen. The path waits `dwell_s` at its corners and, at its end, holds the final
@@ -105,7 +109,8 @@ class MotionPlanController:
         self.dwell_s = dwell_s
         self.ik_tolerance = ik_tolerance
         self.steps_needed = 0
-        self.path: PalmPath | None = None
+        self.path: PalmPath | WaypointPath | None = None
+        self._turns = False
         self._t = 0
         self._base = torch.zeros(0)
         self._cols: list[int] = []
@@ -150,6 +155,15 @@ class MotionPlanController:
             yaw = twist_angle(m[f"{self.goal.relative_to}.quat"], z)
             self._yaw = torch.remainder(yaw + math.pi / 4, math.pi / 2) - math.pi / 4
             rpy_end[:, 2] = rpy_end[:, 2] + self._yaw
+        self._turns = False
+        if self.goal.pull is not None:
+            self.path = self._joint_path(env, start, rpy_start)
+            if floating:
+                self._check_workspace(env, self.path.goal, self.path.pos[..., 2].amax(dim=0))
+            settle = max(1, round(self.settle_s / env.dt))
+            self.steps_needed = self.path.steps + settle
+            self._arm_q = None if floating else self._solve_arm(env, palm_frame)
+            return
         goal = self._goal_point(env, start)
         cruise = self._cruise(env)
         if floating:
@@ -203,6 +217,36 @@ class MotionPlanController:
             )
         return env.metrics[f"{g.relative_to}.pos"] + offset
 
+    def _joint_path(self, env: HandEnv, start: torch.Tensor, rpy_start: torch.Tensor) -> WaypointPath:
+        """The palm carried with the joint of `goal.relative_to` to `goal.pull` of its range (see MotionGoal)."""
+        g = self.goal
+        name = g.relative_to
+        asset = env.built.assets.get(name) if name in env.objects else None
+        if asset is None or not asset.articulation:
+            raise PlanningError(f"a pull goal needs an articulated object; {name!r} is not one of {env.object_names}")
+        joints = [j.name for j in asset.articulation]
+        if g.joint is not None and g.joint not in joints:
+            raise PlanningError(f"pull goal: {name!r} has no joint {g.joint!r}; joints: {joints}")
+        i = joints.index(g.joint) if g.joint else 0
+        art = asset.articulation[i]
+        lo, hi = art.range_at(env.spec.object_spec(name).scale)
+        gj = env.objects[name].get_joint(art.name)
+        anchor = torch.as_tensor(gj.get_anchor_pos()).to(start).reshape(-1, 3).expand_as(start)
+        axis = torch.as_tensor(gj.get_anchor_axis()).to(start).reshape(-1, 3).expand_as(start)
+        q = env.metrics[f"{name}.joint_pos"][:, i]
+        delta = lo + g.pull * (hi - lo) - q
+        self._turns = art.kind == "revolute"
+        return joint_path(
+            start,
+            rpy_start,
+            anchor,
+            axis,
+            delta,
+            revolute=self._turns,
+            step_length=g.speed * env.dt,
+            angle_step=MAX_ANGULAR_SPEED * env.dt,
+        )
+
     def _cruise(self, env: HandEnv) -> torch.Tensor:
         """(N,) transit height of the palm: above every object not in the hand, held objects included."""
         m = env.metrics
@@ -241,7 +285,8 @@ class MotionPlanController:
         link_pos = torch.as_tensor(arm.get_links_pos(links_idx_local=[link.idx_local]))[:, 0].to(self._base)
         link_quat = torch.as_tensor(arm.get_links_quat(links_idx_local=[link.idx_local]))[:, 0].to(self._base)
         palm_in_link = quat_apply(quat_conj(link_quat), env.metrics["palm_pos"] - link_pos)
-        rotation = None if self.goal.euler is None else quat_mul(quat_conj(palm_frame), link_quat)
+        turns = self.goal.euler is not None or self._turns
+        rotation = quat_mul(quat_conj(palm_frame), link_quat) if turns else None
         n_arm = len(env.built.arm_joints)
         return solve_arm_path(
             arm,

@@ -94,6 +94,88 @@ class PalmPath:
         return self.goal, rpy
 
 
+@dataclass
+class WaypointPath:
+    """A palm path given at every control step: positions (T, N, 3) and wrist angles (T, N, 3), e.g. an arc.
+
+    Same interface as PalmPath (`steps`, `phases`, `goal`, `at`), so a controller follows either."""
+
+    pos: torch.Tensor
+    rpy: torch.Tensor
+    name: str = "pull"
+
+    @property
+    def steps(self) -> int:
+        return int(self.pos.shape[0])
+
+    @property
+    def phases(self) -> list[tuple[str, int]]:
+        return [(self.name, self.steps)]
+
+    @property
+    def goal(self) -> torch.Tensor:
+        return self.pos[-1]
+
+    def at(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = min(t, self.steps - 1)
+        return self.pos[i], self.rpy[i]
+
+
+def joint_path(
+    start: torch.Tensor,
+    rpy_start: torch.Tensor,
+    anchor: torch.Tensor,
+    axis: torch.Tensor,
+    delta: torch.Tensor,
+    *,
+    revolute: bool,
+    step_length: float,
+    angle_step: float,
+) -> WaypointPath:
+    """The palm carried with an articulation joint that moves by `delta` (N,) (m or rad) from where it is.
+
+    start: (N, 3) palm centre; rpy_start: (N, 3) wrist angles; anchor, axis: (N, 3) a point on the joint's
+    axis and its unit direction, world frame. Prismatic: the palm slides `delta` along the axis. Revolute:
+    the palm turns `delta` around the axis through the anchor, and so does its orientation (the wrist
+    angles follow the turned frame, each step's angles chosen next to the previous step's, so the wrist
+    never spins through the other solution). The step count is set by the env that moves farthest, at
+    most `step_length` (m) or `angle_step` (rad) a step.
+    """
+    axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+    if revolute:
+        radius = torch.linalg.cross(axis, start - anchor).norm(dim=-1)
+        travel = float((delta.abs() * radius).max())
+        steps = max(1, math.ceil(max(travel / step_length, float(delta.abs().max()) / angle_step) - 1e-3))
+    else:
+        steps = max(1, math.ceil(float(delta.abs().max()) / step_length - 1e-3))
+    frac = torch.arange(1, steps + 1, dtype=start.dtype, device=start.device)[:, None] / steps  # (T, 1)
+    amount = frac * delta[None, :]  # (T, N)
+    if not revolute:
+        pos = start[None] + amount[..., None] * axis[None]
+        return WaypointPath(pos, rpy_start[None].expand(steps, -1, -1).clone())
+    half = amount[..., None] / 2
+    turn = torch.cat([torch.cos(half), torch.sin(half) * axis[None]], dim=-1)  # (T, N, 4) about the axis
+    rel = (start - anchor)[None].expand(steps, -1, -1)
+    pos = anchor[None] + quat_apply(turn, rel)
+    wrist = quat_mul(turn, quat_from_rpy(rpy_start)[None].expand(steps, -1, -1))
+    rpy, prev = [], rpy_start
+    for t in range(steps):
+        prev = _nearest_rpy(rpy_from_quat(wrist[t]), prev)
+        rpy.append(prev)
+    return WaypointPath(pos, torch.stack(rpy))
+
+
+def _nearest_rpy(rpy: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    """Of the two X-Y-Z angle triples of one rotation (and their 2 pi copies), the one nearest `prev`."""
+    other = torch.stack([rpy[:, 0] + math.pi, math.pi - rpy[:, 1], rpy[:, 2] + math.pi], dim=-1)
+    best = []
+    for cand in (rpy, other):
+        near = prev + torch.remainder(cand - prev + math.pi, 2 * math.pi) - math.pi
+        best.append(near)
+    dist = torch.stack([(b - prev).abs().sum(dim=-1) for b in best], dim=-1)
+    return torch.where((dist[:, 0] <= dist[:, 1])[:, None], best[0], best[1])
+
+
 def plan_palm_path(
     start: torch.Tensor,
     goal: torch.Tensor,

@@ -44,6 +44,16 @@ class MotionGoal(_Model):
     lift: float | None = Field(
         default=None, description="Instead of a goal point: raise the palm by this much (m) from where it is."
     )
+    pull: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Instead of a goal point: move the palm with the articulation joint of `relative_to` (an "
+        "articulated object whose handle the hand holds or hooks) until the joint would reach this fraction of its "
+        "range: along the joint's axis for a prismatic joint, around it for a revolute one, the palm turning with "
+        "it. The axis is read from the simulator at the start; the palm moves at `speed` (m/s).",
+    )
+    joint: str | None = Field(default=None, description="With `pull`: the joint to move; default the object's first.")
     align_yaw: bool = Field(
         default=False,
         description="Turn the offset and the palm's yaw with the object's yaw (modulo a quarter turn: box-like).",
@@ -58,6 +68,12 @@ class MotionGoal(_Model):
         "object is squeezed harder while the palm accelerates (position-controlled fingers press by their "
         "target error).",
     )
+
+    @model_validator(mode="after")
+    def _pull_needs_object(self) -> MotionGoal:
+        if self.pull is not None and (self.relative_to is None or self.lift is not None):
+            raise ValueError("a `pull` goal moves an articulated object's joint: it needs `relative_to` and no `lift`")
+        return self
 
 
 class DexGenUse(_Model):

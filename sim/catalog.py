@@ -53,6 +53,22 @@ class UnknownAsset(DexforgeError):
         self.closest = close
 
 
+class HandleGrip(BaseModel):
+    """How a hand takes hold of a handle bar: where its outer face is, which way it faces, and which way the
+    fingers lie across it (closing them curls the fingertips behind the bar, a hook that pulls)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    face: tuple[float, float, float] = Field(
+        description="Centre of the bar's outer face, m at scale 1, object frame, from the bounding box's centre "
+        "with the joints closed."
+    )
+    normal: tuple[float, float, float] = Field(default=(-1.0, 0.0, 0.0), description="Unit vector out of the face.")
+    fingers: tuple[float, float, float] = Field(
+        description="Unit vector across the bar, along which the fingers point (the palm lies on the other side)."
+    )
+
+
 class ArticulationJoint(BaseModel):
     """A joint of an articulated object that a task can open or close."""
 
@@ -63,6 +79,7 @@ class ArticulationJoint(BaseModel):
     lower: float = Field(description="Closed position (m or rad).")
     upper: float = Field(description="Fully open position (m or rad).")
     handle_link: str | None = Field(default=None, description="Link the hand should grasp to move it.")
+    grip: HandleGrip | None = Field(default=None, description="How to hook the handle (for planned pulls).")
 
     def range_at(self, scale: float) -> tuple[float, float]:
         """(closed, open) at an object scale: a drawer's travel scales, a hinge's angle does not."""
@@ -246,7 +263,14 @@ BUILTIN_OBJECTS: tuple[ObjectAsset, ...] = (
         fixed=True,
         color=(0.6, 0.45, 0.3),
         articulation=(
-            ArticulationJoint(name="drawer_joint", kind="prismatic", lower=0.0, upper=0.2, handle_link="handle"),
+            ArticulationJoint(
+                name="drawer_joint",
+                kind="prismatic",
+                lower=0.0,
+                upper=0.2,
+                handle_link="handle",
+                grip=HandleGrip(face=(-0.15, 0.0, 0.0), fingers=(0.0, 0.0, 1.0)),
+            ),
         ),
     ),
     ObjectAsset(
@@ -261,7 +285,60 @@ BUILTIN_OBJECTS: tuple[ObjectAsset, ...] = (
         fixed=True,
         color=(0.6, 0.45, 0.3),
         articulation=(
-            ArticulationJoint(name="door_joint", kind="revolute", lower=0.0, upper=1.5708, handle_link="handle"),
+            ArticulationJoint(
+                name="door_joint",
+                kind="revolute",
+                lower=0.0,
+                upper=1.5708,
+                handle_link="handle",
+                grip=HandleGrip(face=(-0.15, -0.16, 0.0), fingers=(0.0, -1.0, 0.0)),
+            ),
+        ),
+    ),
+    ObjectAsset(
+        id="microwave",
+        synonyms=("microwave oven", "oven", "microwave door"),
+        description="A 45 cm microwave oven: a door hinged on its left edge swings out 90 degrees; control panel "
+        "on the right, a vertical handle near the door's free edge.",
+        tags=("articulated", "furniture"),
+        shape="urdf",
+        generator="microwave",
+        size=(0.3, 0.45, 0.28),
+        mass=12.0,
+        fixed=True,
+        color=(0.85, 0.85, 0.88),
+        articulation=(
+            ArticulationJoint(
+                name="door_joint",
+                kind="revolute",
+                lower=0.0,
+                upper=1.5708,
+                handle_link="handle",
+                grip=HandleGrip(face=(-0.15, -0.05, 0.0), fingers=(0.0, -1.0, 0.0)),
+            ),
+        ),
+    ),
+    ObjectAsset(
+        id="chest",
+        synonyms=("toy box", "toybox", "trunk", "storage chest", "chest lid"),
+        description="A 40 cm chest whose lid is hinged along its back top edge and opens 90 degrees upwards; a "
+        "horizontal handle on the lid's front.",
+        tags=("articulated", "furniture"),
+        shape="urdf",
+        generator="chest",
+        size=(0.3, 0.4, 0.22),
+        mass=5.0,
+        fixed=True,
+        color=(0.55, 0.35, 0.2),
+        articulation=(
+            ArticulationJoint(
+                name="lid_joint",
+                kind="revolute",
+                lower=0.0,
+                upper=1.5708,
+                handle_link="handle",
+                grip=HandleGrip(face=(-0.15, 0.0, 0.1025), fingers=(0.0, 0.0, -1.0)),
+            ),
         ),
     ),
 )

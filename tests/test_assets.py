@@ -184,6 +184,40 @@ def test_door_swings_out_towards_minus_x() -> None:
     assert handle[1][1] < 0 and handle[1][2] - handle[0][2] > 0.1  # vertical bar near the free (-y) edge
 
 
+def test_microwave_door_swings_out_beside_its_panel() -> None:
+    robot = parse(BY_ID["microwave"])
+    closed, opened = _moved(robot, "door", "door_joint", 0.0), _moved(robot, "door", "door_joint", 1.2)
+    assert opened[:, 0].mean() < closed[:, 0].mean() - 0.05
+    assert opened[:, 0].max() <= closed[:, 0].max() + 1e-6  # never behind its closed back face
+    door = bounds(primitives(robot, {"door"}))
+    assert door[0][1] > -BY_ID["microwave"].size[1] / 2 + 0.1  # the control panel keeps the -y side
+
+
+def test_chest_lid_lifts_its_front() -> None:
+    robot = parse(BY_ID["chest"])
+    closed, opened = _moved(robot, "lid", "lid_joint", 0.0), _moved(robot, "lid", "lid_joint", 1.0)
+    assert opened[:, 2].max() > closed[:, 2].max() + 0.15  # the front edge rises
+    assert opened[:, 0].min() > closed[:, 0].min() + 0.05  # and swings back over the box
+
+
+GRIPPED = [a for a in BUILTIN_OBJECTS if any(j.grip for j in a.articulation)]
+
+
+@pytest.mark.parametrize("asset", GRIPPED, ids=lambda a: a.id)
+def test_handle_grip_names_the_bars_outer_face(asset: ObjectAsset) -> None:
+    """The catalog's grip (what planned pulls aim at) is where the generated handle bar really is."""
+    robot = parse(asset)
+    grip = asset.articulation[0].grip
+    handle = primitives(robot, {"handle"})
+    bar = max(handle, key=lambda p: max(p[1]))  # the bar is the longest part
+    lo, hi = bounds([bar])
+    normal = np.array(grip.normal)
+    face = np.where(normal < 0, lo, np.where(normal > 0, hi, (lo + hi) / 2))
+    np.testing.assert_allclose(face, grip.face, atol=1e-3)
+    along = np.array(grip.fingers)
+    assert abs(along @ (hi - lo)) < 0.02  # the fingers lie across the bar, not along it
+
+
 # ---- user meshes ----
 
 

@@ -278,7 +278,7 @@ def test_plans_validate_against_their_spec(reasoner, request_):
         "lift": [("approach", "motion_plan"), ("grasp", "rl"), ("lift", "motion_plan")],
         "place": [("approach", "motion_plan"), ("grasp", "rl"), ("transport", "motion_plan"), ("release", "scripted")],
         "rotate": [("approach", "motion_plan"), ("grasp", "rl"), ("rotate", "rl")],
-        "open": [("approach", "motion_plan"), ("pull", "rl")],
+        "open": [("approach", "motion_plan"), ("hook", "scripted"), ("pull", "motion_plan")],
         "push": [("approach", "motion_plan"), ("push", "rl")],
     }[proposal.family]
     assert controllers == expected

@@ -4,7 +4,9 @@ The proven numbers of the lift and place plans are kept (80-step approach at 0.3
 an rl grasp of the fingers with the `grasp` template and a 0.08 m lift test over 30 steps, 400k-step
 budgets, a 70-step scripted release); the offsets follow the object's size at its scale (the examples'
 (-0.04, 0, 0.029) is the 5 cm cube's). Rotate adds an rl in-hand turn after the grasp; open approaches
-the handle with the palm facing the cabinet and learns the pull with fingers and wrist translation; push
+the handle the catalog's `grip` names (palm facing it, fingers across the bar), closes the hand so the
+fingertips hook behind the bar, and carries the palm along or around the joint's axis by motion planning
+(a drawer, a door, a microwave and a chest lid open this way without RL); push
 approaches beside the object, low, and learns the push with the wrist's translation. On a failure the
 plan is revised: the failed subtasks (named in the failure, else every rl one) get longer episodes and
 budgets, approaches a slower path, more tolerance and a slightly higher goal.
@@ -13,6 +15,9 @@ budgets, approaches a slower path, more tolerance and a slightly higher goal.
 from __future__ import annotations
 
 import math
+import warnings
+
+import numpy as np
 
 from dexforge.agents.offline.layout import aabb, grasp_offset, push_offset
 from dexforge.agents.offline.words import tokenize
@@ -20,7 +25,7 @@ from dexforge.agents.schemas import DecomposeBrief, Decomposition
 from dexforge.home import DexforgeError
 from dexforge.policies.subtask import Budget, MotionGoal, Plan, SubtaskSpec
 from dexforge.sim.catalog import Catalog
-from dexforge.sim.spec import Held, Inside, Lifted, Moved, On, Opened, Reached, Rotated, TaskSpec, load_yaml
+from dexforge.sim.spec import Held, Inside, Lifted, Moved, On, Opened, Reached, Rotated, TaskSpec, Touching, load_yaml
 
 SPEED = 0.3  # m/s along motion-planned paths
 GRIP = 0.4  # rad of extra finger flexion while carrying a grasped object (transport held 29% -> 89% at 0.4)
@@ -31,8 +36,10 @@ LIFT_TEST_HOLD = 20  # steps the palm stays up after the rise: a grasp that only
 GRASP_SLIP = 0.03  # m the object may slip in the lift test and still count (0.01 proved too hard to learn)
 GRASP_TARGET = 0.97  # the examples stop grasp training at 97 %: a weaker grasp drops the object later
 PALM_TO_FRONT = 0.012  # m between the handle's face and the palm
+FINGER_REACH = 0.07  # m up the fingers from the palm's centre to where the bar crosses them (a hook of the fist)
 DRAWER_EULER = (0.0, -90.0, 0.0)  # palm faces +x (the cabinet), fingers up: they curl round a horizontal bar
-DOOR_EULER = (90.0, 0.0, -90.0)  # palm faces +x, fingers along -y: they curl round a vertical bar
+PULL_MARGIN = 0.3  # a hooked handle trails the palm: pull to the asked fraction + this (a drawer: 0.8 -> 0.79)
+PULL_SPEED = 0.15  # m/s along a pull: slow enough for the hook to keep the bar
 FAMILY_TEMPLATE = {"lift": "lift", "place": "place", "rotate": "rotate", "open": "pull_open", "push": "push"}
 
 
@@ -200,24 +207,35 @@ def family_plan(family: str, spec: TaskSpec, catalog: Catalog) -> tuple[Plan, st
             )
             why += f"then learn the in-hand turn of {turn.angle:g} degrees about {turn.axis} with the fingers."
     elif family == "open":
-        off, euler, what = handle_goal(spec, obj, catalog)
         opened = next(p for p in spec.success if isinstance(p, Opened))
-        pull = SubtaskSpec(
-            name="pull",
-            controller="rl",
-            active=("fingers", "wrist_translation"),
-            reward_template="pull_open",
-            reward_params={"obj": obj, "fraction": opened.fraction},
-            success=[opened],
-            episode_length=200,
-            target_success=0.8,
-            budget=RL_BUDGET,
-        )
-        subs = [approach(spec, catalog, obj, off, align=False, euler=euler, tol=0.03), pull]
+        off, euler, what, kind = handle_goal(spec, obj, catalog, opened.joint)
+        pull_to = round(min(1.0, opened.fraction + PULL_MARGIN), 3)
+        subs = [
+            approach(spec, catalog, obj, off, align=False, euler=euler, tol=0.03),
+            SubtaskSpec(
+                name="hook",
+                controller="scripted",
+                script="close_hand",
+                active=("fingers",),
+                success=[Touching(object=obj, min_fingers=2)],
+                episode_length=80,
+            ),
+            SubtaskSpec(
+                name="pull",
+                controller="motion_plan",
+                active=("wrist",),
+                goal=MotionGoal(relative_to=obj, pull=pull_to, joint=opened.joint, speed=PULL_SPEED),
+                success=[opened],
+                episode_length=300,
+            ),
+        ]
+        how = "along" if kind == "prismatic" else "around"
         why = (
-            f"Approach the {what} handle of the {obj} by motion planning, palm facing the cabinet at {off} with "
-            f"euler {euler}, then learn the pull to {opened.fraction:g} of the range with the fingers and the "
-            f"wrist's translation (pull_open template)."
+            f"Approach the {what} of the {obj} by motion planning, palm facing it at {off} with euler {euler} "
+            f"(the bar crosses the fingers {FINGER_REACH * 100:g} cm from the palm's centre), close the hand so the "
+            f"fingertips hook behind the bar, then carry the palm {how} the {kind} joint's axis (read from the "
+            f"simulator) until the joint would reach {pull_to:g} of its range, {PULL_MARGIN:g} beyond the "
+            f"{opened.fraction:g} asked for, since a hook trails the palm. No RL: the joint says where the handle goes."
         )
     elif family == "push":
         moved = next(p for p in spec.success if isinstance(p, Moved))
@@ -248,15 +266,37 @@ def family_plan(family: str, spec: TaskSpec, catalog: Catalog) -> tuple[Plan, st
     return Plan(task=spec.name, subtasks=subs), why
 
 
-def handle_goal(spec: TaskSpec, obj: str, catalog: Catalog):
-    """Palm goal relative to a cabinet's centre, and its orientation, for the handle its generator builds."""
+def handle_goal(spec: TaskSpec, obj: str, catalog: Catalog, joint: str | None = None):
+    """Palm goal relative to an articulated object's centre, its orientation (deg), what it grips and the
+    joint's kind, from the catalog's `grip` of the joint's handle (palm PALM_TO_FRONT in front of the bar's
+    face, the bar FINGER_REACH up the fingers); without one, the middle of the object's front (-x) face."""
     o = spec.object_spec(obj)
     asset = catalog.object(o.asset)
-    sx, sy, _ = (v * o.scale for v in asset.size)
-    front = round(-sx / 2 - PALM_TO_FRONT, 4)
-    if asset.generator == "cabinet_door":  # vertical bar 4 cm (scaled) in from the -y edge
-        return (front, round(-sy / 2 + 0.04 * o.scale + 0.07, 4), 0.0), DOOR_EULER, "door's vertical"
-    return (front, 0.0, -0.07), DRAWER_EULER, "drawer's horizontal"  # the bar crosses the fingers 7 cm up
+    art = next((j for j in asset.articulation if j.name == joint), asset.articulation[0])
+    grip = art.grip
+    if grip is None:
+        sx = asset.size[0] * o.scale
+        return (round(-sx / 2 - PALM_TO_FRONT, 4), 0.0, -FINGER_REACH), DRAWER_EULER, "front", art.kind
+    normal, fingers = np.array(grip.normal, dtype=float), np.array(grip.fingers, dtype=float)
+    palm = np.array(grip.face) * o.scale + normal * PALM_TO_FRONT - fingers * FINGER_REACH
+    offset = tuple(round(float(v), 4) for v in palm)
+    bar = "horizontal" if abs(fingers[2]) > 0.5 else "vertical"
+    return offset, palm_euler(normal, fingers), f"{bar} handle bar ({art.name})", art.kind
+
+
+def palm_euler(normal, fingers) -> tuple[float, float, float]:
+    """Extrinsic x-y-z angles (deg) of a palm that faces against `normal` with the fingers along `fingers`.
+
+    At zero the palm faces -z with the fingers along +x and the thumb along +y (the floating mount)."""
+    from scipy.spatial.transform import Rotation
+
+    f = np.asarray(fingers, dtype=float)
+    z = np.asarray(normal, dtype=float)  # the hand's +z (out of the back) ends up along the face's normal
+    matrix = np.stack([f, np.cross(z, f), z], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gimbal lock (pitch +-90) still gives a valid triple
+        angles = Rotation.from_matrix(matrix).as_euler("xyz", degrees=True)
+    return tuple(round(float(a), 1) + 0.0 for a in angles)
 
 
 def plain_plan(family: str, spec: TaskSpec) -> Plan:

@@ -280,6 +280,49 @@ def cabinet_door(asset: ObjectAsset, s: float) -> tuple[list[Link], list[Joint]]
     return links, joints
 
 
+def microwave(asset: ObjectAsset, s: float) -> tuple[list[Link], list[Joint]]:
+    """A box open at -x; a door hinged on its +y edge covers 70 % of the front, a fixed control panel the rest
+    (-y); a vertical handle near the door's free edge."""
+    c = _cabinet(asset, s)
+    p = c.panel
+    x_front = -c.x / 2 + c.reach + p
+    door_w = 0.7 * c.y
+    panel = slab((x_front - p, -c.y / 2, -c.z / 2), (x_front, c.y / 2 - door_w, c.z / 2), tint=0.6)
+    door = slab((-p, -door_w, -c.z / 2), (0.0, 0.0, c.z / 2), tint=0.2)
+    lower, upper = _limits(asset, "door_joint", math.pi / 2)
+    links = [Link("body", (*c.carcass(x_front), panel)), Link("door", (door,)), c.handle(0.6 * c.z, True)]
+    joints = [
+        Joint("door_joint", "revolute", "body", "door", (x_front, c.y / 2, 0.0), (0.0, 0.0, -1.0), lower,
+              upper, damping=0.5),
+        Joint("handle_joint", "fixed", "door", "handle", (-p - c.reach + c.bar / 2, -door_w + 0.04 * s, 0.0)),
+    ]  # fmt: skip
+    return links, joints
+
+
+def chest(asset: ObjectAsset, s: float) -> tuple[list[Link], list[Joint]]:
+    """An open-topped box under a lid hinged along its back top edge (+x, axis +y, so a positive angle lifts
+    the front); a horizontal handle stands off the lid's front edge, in front of the box's front wall."""
+    c = _cabinet(asset, s)
+    p = c.panel
+    x_front, xb, y, z0, z1 = -c.x / 2 + c.reach, c.x / 2, c.y / 2, -c.z / 2, c.z / 2 - p
+    box = (
+        slab((x_front, -y, z0), (xb, y, z0 + p)),
+        slab((x_front, -y, z0 + p), (x_front + p, y, z1)),
+        slab((xb - p, -y, z0 + p), (xb, y, z1)),
+        slab((x_front + p, -y, z0 + p), (xb - p, -y + p, z1)),
+        slab((x_front + p, y - p, z0 + p), (xb - p, y, z1)),
+    )
+    lid = slab((x_front - xb, -y, -p), (0.0, y, 0.0), tint=0.2)
+    lower, upper = _limits(asset, "lid_joint", math.pi / 2)
+    links = [Link("body", box), Link("lid", (lid,)), c.handle(0.5 * c.y, False)]
+    joints = [
+        Joint("lid_joint", "revolute", "body", "lid", (xb, 0.0, c.z / 2), (0.0, 1.0, 0.0), lower, upper,
+              damping=0.5),
+        Joint("handle_joint", "fixed", "lid", "handle", (x_front - xb - c.reach + c.bar / 2, 0.0, -p / 2)),
+    ]  # fmt: skip
+    return links, joints
+
+
 GENERATORS: dict[str, Callable[[ObjectAsset, float], tuple[list[Link], list[Joint]]]] = {
     "bottle": bottle,
     "mug": mug,
@@ -287,6 +330,8 @@ GENERATORS: dict[str, Callable[[ObjectAsset, float], tuple[list[Link], list[Join
     "marker": marker,
     "cabinet_drawer": cabinet_drawer,
     "cabinet_door": cabinet_door,
+    "microwave": microwave,
+    "chest": chest,
 }
 
 
