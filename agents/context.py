@@ -99,6 +99,12 @@ class AgentContext(BaseModel):
     faults: tuple[Fault, ...] = Field(
         default=(), description="Faults to inject (eval suites; see agents/faults.py). None in normal use."
     )
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seed of the run: the scene's random layout draws and the RL seeds (the spec's `seed`). None "
+        "keeps what the proposer wrote (0 offline).",
+    )
     stop_after: Literal["propose", "check", "decompose"] | None = Field(
         default=None,
         description="End the run (archive and report) after this step: propose (a spec, nothing simulated), "

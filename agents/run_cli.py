@@ -106,9 +106,10 @@ def _summary(console: Console, result) -> None:
 
 
 def _context(
-    envs, budget, episodes, critic_rounds, retries, video, render, backend, memory=None, warm_start=None
+    envs, budget, episodes, critic_rounds, retries, video, render, backend, memory=None, warm_start=None, seed=None
 ) -> AgentContext:
     return AgentContext.from_env(
+        seed=seed,
         memory=memory,
         warm_start=warm_start,
         n_envs=envs,
@@ -151,6 +152,9 @@ STOP = typer.Option(
     help="End after 'propose' (a spec), 'check' (a checked scene) or 'decompose' (a plan); nothing is trained. "
     "Default: the whole run.",
 )
+SEED = typer.Option(
+    None, "--seed", help="Seed of the scene's random layout draws and of RL (default: the proposed spec's, 0)."
+)
 JSON = typer.Option(False, "--json", help="Print one JSON object (status, run id, success rates, ...).")
 
 
@@ -167,6 +171,7 @@ def run(
     memory: bool | None = MEMORY,
     warm_start: bool | None = WARM,
     stop_after: str | None = STOP,
+    seed: int | None = SEED,
     as_json: bool = JSON,
 ) -> None:
     """Turn a request into a checked scene, a plan, rewards, trained policies, a dataset and a report.
@@ -177,7 +182,7 @@ def run(
     """
     from dexforge.agents import runner
 
-    ctx = _context(envs, budget, episodes, critic_rounds, retries, video, render, backend, memory, warm_start)
+    ctx = _context(envs, budget, episodes, critic_rounds, retries, video, render, backend, memory, warm_start, seed)
     if stop_after:
         if stop_after not in ("propose", "check", "decompose"):
             raise typer.BadParameter(f"'{stop_after}': use propose, check or decompose", param_hint="--stop-after")

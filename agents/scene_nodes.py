@@ -47,7 +47,9 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     return {**update, "memories": memories, "examples": examples, "node_path": ["recall"]}
 
 
-def _save_version(state: AgentState, spec: TaskSpec, source: str) -> dict:
+def _save_version(state: AgentState, spec: TaskSpec, source: str, seed: int | None = None) -> dict:
+    if seed is not None and spec.seed != seed:  # the run's seed rules the layout draws and RL (dexforge run --seed)
+        spec = spec.model_copy(update={"seed": seed})
     specs = list(state.get("specs", []))
     version = len(specs) + 1
     path = Path(state["run_dir"]) / "specs" / f"v{version}" / "spec.yaml"
@@ -68,7 +70,7 @@ def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         spec = apply_corrections(previous, corrections)
         log_event(state["run_dir"], "corrections_applied", corrections=state["pending"])
         progress(event="propose", source="corrections", n=len(corrections))
-        return {**update, **_save_version(state, spec, "corrections")}
+        return {**update, **_save_version(state, spec, "corrections", ctx.seed)}
     brief = ProposeBrief(
         request=state["request"],
         history=state.get("history", []),
@@ -84,7 +86,12 @@ def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     progress(event="propose", source=source, spec=answer.spec.name)
     if ctx.stop_after == "propose":
         update.update(status="stopped", reason="stopped after the proposal, as asked (stop_after=propose)")
-    return {**update, "family": answer.family, "model_calls": calls, **_save_version(state, answer.spec, source)}
+    return {
+        **update,
+        "family": answer.family,
+        "model_calls": calls,
+        **_save_version(state, answer.spec, source, ctx.seed),
+    }
 
 
 def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict:

@@ -241,7 +241,7 @@ def train_subtask_ends(
         source = reward_program(sub)
         outcome.reward_source = source
         _segment(env, sub, reset=True)
-        cfg = PPOConfig(rollouts=16)
+        cfg = PPOConfig(rollouts=16, seed=env.spec.seed)
         outcome.obs_size, outcome.act_size = env.num_obs, env.num_actions
         if init is None:
             for candidate in candidates:
