@@ -116,6 +116,26 @@ TEMPLATES: dict[str, RewardTemplate] = {
             },
         ),
         _template(
+            "approach",
+            "Bring the palm's centre to the point (`dx`, `dy`, `dz`) m from the object's centre, without moving it.",
+            (
+                _OBJ,
+                Param("dx", "number", 0.0, "Goal offset from the object's centre along x, m."),
+                Param("dy", "number", 0.0, "Goal offset along y, m."),
+                Param("dz", "number", 0.1, "Goal offset along z, m."),
+            ),
+            {"K_GOAL": 10.0, "K_MOVE": 20.0},
+            (
+                'goal = m["{obj}.pos"] + torch.tensor([DX, DY, DZ], device=m["palm_pos"].device)',
+                'dist = (m["palm_pos"] - goal).norm(dim=-1)',
+                'moved = (m["{obj}.pos"] - m["{obj}.start_pos"]).norm(dim=-1)',
+            ),
+            {
+                "goal_distance": (2.0, "torch.exp(-K_GOAL * dist)"),
+                "object_stability": (0.5, "torch.exp(-K_MOVE * moved)"),
+            },
+        ),
+        _template(
             "grasp",
             "Close the thumb and fingers around the object so that it is held (thumb or palm plus a finger) and "
             "rises with the palm in a lift test.",
