@@ -24,7 +24,6 @@ import torch
 
 from dexforge.policies.motion import (
     MAX_ANGULAR_SPEED,
-    Leg,
     PalmPath,
     PlanningError,
     WaypointPath,
@@ -111,12 +110,8 @@ class MotionPlanController:
         settle_s: float = 0.3,
         dwell_s: float = 0.1,
         ik_tolerance: float = 0.02,
-        smooth: bool = False,
-        squeeze_s: float = 0.0,
     ):
         self.goal = goal
-        self.smooth = smooth
-        self.squeeze_s = squeeze_s
         self.settle_s = settle_s
         self.dwell_s = dwell_s
         self.ik_tolerance = ik_tolerance
@@ -190,11 +185,6 @@ class MotionPlanController:
             angle_step=MAX_ANGULAR_SPEED * env.dt,
             dwell_steps=round(self.dwell_s / env.dt),
         )
-        self.path.smooth = self.smooth
-        squeeze = round(self.squeeze_s / env.dt) if self.goal.grip else 0
-        if squeeze:  # let the fingers close on the object before the palm moves
-            legs = [Leg("squeeze", start, start, squeeze), *self.path.legs]
-            self.path = PalmPath(legs, rpy_start, rpy_end, self.path.rot_steps + squeeze, self.smooth)
         settle = max(1, round(self.settle_s / env.dt))
         self.steps_needed = self.path.steps + settle
         self._arm_q = None if floating else self._solve_arm(env, palm_frame)

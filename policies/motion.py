@@ -59,7 +59,6 @@ class PalmPath:
     rpy_start: torch.Tensor  # (N, 3) rad
     rpy_end: torch.Tensor  # (N, 3) rad
     rot_steps: int  # the orientation reaches rpy_end after this many steps
-    smooth: bool = False  # each leg starts and ends at rest (quintic time scaling) instead of a constant speed
     _ends: list[int] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -90,8 +89,6 @@ class PalmPath:
         for leg, end in zip(self.legs, self._ends, strict=True):
             if t < end:
                 frac = (t - begin + 1) / leg.steps
-                if self.smooth:  # zero speed and acceleration at both ends: no jerk on what the hand holds
-                    frac = frac**3 * (10 - 15 * frac + 6 * frac**2)
                 return leg.start + (leg.end - leg.start) * frac, rpy
             begin = end
         return self.goal, rpy
