@@ -17,6 +17,7 @@ overall mean >= 0.90 (GenDexHand 0.667 with its method; 0.133 plain RL), every t
 <= 15 minutes on a 2-core machine once kernels are compiled. `--jobs 2` runs two tasks at once (each run
 keeps about one core busy). Usage:
   python benchmarks/gendexhand.py [--seeds 0 1 2] [--tasks open bottle apple] [--jobs 2] [--baselines]
+  python benchmarks/gendexhand.py --runs-from earlier.json --baselines   # the controls for earlier runs
 """
 
 from __future__ import annotations
@@ -97,6 +98,21 @@ def run_task(task: str, seed: int, args: argparse.Namespace, root: Path) -> dict
     }
 
 
+def baselines_in_subprocess(result: dict, args: argparse.Namespace) -> dict:
+    """`run_baselines` in its own process (so that `--jobs` of them run side by side)."""
+    cmd = [sys.executable, __file__, "--baselines-for", result["run_dir"], "--envs", str(args.envs)]
+    cmd += ["--episodes", str(args.episodes)] + (["--budget", str(args.budget)] if args.budget else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        return {"status": "crashed", "rc": done.returncode, "tail": (done.stderr or done.stdout)[-800:]}
+    out = json.loads(lines[-1])
+    for name in ("plain_staged", "freeze_only"):
+        rate = out.get(name, {}).get("task_success_rate")
+        print(f"  {result['task']} seed {result['seed']} {name}: {rate}", flush=True)
+    return out
+
+
 def run_baselines(result: dict, args: argparse.Namespace) -> dict:
     """The two controls on the run's own final spec and plan, one total RL budget."""
     from dexforge.policies.baselines import freeze_only_plan, plain_staged_plan
@@ -123,7 +139,6 @@ def run_baselines(result: dict, args: argparse.Namespace) -> dict:
             "subtasks": {s.name: round(s.success_rate, 3) for s in outcome.subtasks},
             "wall_s": round(time.time() - t0, 1),
         }
-        print(f"  {result['task']} seed {result['seed']} {name}: {outcome.task_success_rate}", flush=True)
     return out
 
 
@@ -143,17 +158,27 @@ def main() -> None:
     ap.add_argument("--baselines", action="store_true", help="Also train the plain-staged and freeze-only controls.")
     ap.add_argument("--budget", type=int, default=None, help="Override the controls' total RL budget.")
     ap.add_argument("--out", type=Path, default=None, help="Folder for the runs' homes (default: a temp folder).")
+    ap.add_argument("--runs-from", type=Path, default=None, help="Reuse the runs of an earlier JSON report.")
+    ap.add_argument("--baselines-for", default=None, help=argparse.SUPPRESS)  # one run's controls, JSON out
     args = ap.parse_args()
+    if args.baselines_for:
+        print(json.dumps(run_baselines({"run_dir": args.baselines_for}, args)))
+        return
     root = args.out or Path(tempfile.mkdtemp(prefix="dexforge-gendexhand-"))
-    jobs = [(t, s) for s in args.seeds for t in args.tasks]
-    print(f"{len(jobs)} runs, {args.jobs} at a time, homes under {root}", file=sys.stderr, flush=True)
     t0 = time.time()
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(lambda job: run_task(job[0], job[1], args, root), jobs))
+    if args.runs_from:
+        results = [r for r in json.loads(args.runs_from.read_text())["runs"] if r["seed"] in args.seeds]
+        results = [r for r in results if r["task"] in args.tasks]
+    else:
+        jobs = [(t, s) for s in args.seeds for t in args.tasks]
+        print(f"{len(jobs)} runs, {args.jobs} at a time, homes under {root}", file=sys.stderr, flush=True)
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            results = list(pool.map(lambda job: run_task(job[0], job[1], args, root), jobs))
     if args.baselines:
-        for r in results:
-            if r.get("run_dir"):
-                r["baselines"] = run_baselines(r, args)
+        todo = [r for r in results if r.get("run_dir")]
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            for r, out in zip(todo, pool.map(lambda r: baselines_in_subprocess(r, args), todo), strict=True):
+                r["baselines"] = out
     per_task = {}
     for task in args.tasks:
         rows = [r for r in results if r["task"] == task]
@@ -166,7 +191,7 @@ def main() -> None:
             "gendexhand": GENDEXHAND[task]["gendexhand"],
         }
         for name in ("plain_staged", "freeze_only"):
-            vals = [r["baselines"][name]["task_success_rate"] for r in rows if "baselines" in r]
+            vals = [r["baselines"].get(name, {}).get("task_success_rate") for r in rows if "baselines" in r]
             if vals:
                 entry[name] = _mean(vals)
         per_task[task] = entry
