@@ -58,14 +58,40 @@ def run_task(task: str, seed: int, args: argparse.Namespace, root: Path) -> dict
     for var in ("DEXFORGE_BASE_URL", "DEXFORGE_MODEL"):  # the offline reasoner, whatever the shell says
         env.pop(var, None)
     t0 = time.time()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:  # what it did so far, from its run folder
+        return run_result(task, seed, home, round(time.time() - t0, 1), f"timeout after {args.timeout:.0f} s")
     wall = round(time.time() - t0, 1)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:
         tail = (done.stderr or done.stdout)[-800:]
         return {"task": task, "seed": seed, "status": "crashed", "rc": done.returncode, "wall_s": wall, "tail": tail}
     out = json.loads(lines[-1])
-    summary = json.loads((Path(out["run_dir"]) / "summary.json").read_text())
+    print(f"  {task} seed {seed}: {out['status']}, whole-task {out.get('task_success_rate')}, {wall} s", flush=True)
+    return run_result(task, seed, home, wall)
+
+
+def run_result(task: str, seed: int, home: Path, wall: float | None = None, killed: str | None = None) -> dict:
+    """One run's figures from its folder under `home` (its summary, or its events when it was killed)."""
+    run_dirs = sorted((home / "runs").glob("*"))
+    if not run_dirs:
+        return {"task": task, "seed": seed, "status": killed or "no run", "wall_s": wall, "task_success_rate": None}
+    run_dir = run_dirs[-1]
+    path = run_dir / "summary.json"
+    if not path.exists():
+        events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines() if line.strip()]
+        return {
+            "task": task,
+            "seed": seed,
+            "status": killed or "unfinished",
+            "task_success_rate": 0.0 if killed else None,  # a run that did not finish in time counts as failed
+            "wall_s": wall,
+            "last_event": {k: v for k, v in (events or [{}])[-1].items() if k in ("kind", "subtask", "attempt")},
+            "run_dir": None,
+        }
+    summary = json.loads(path.read_text())
+    wall = wall if wall is not None else summary.get("wall_s")
     subtasks = {}
     retries = 0
     for s in summary.get("subtasks", []):
@@ -79,22 +105,21 @@ def run_task(task: str, seed: int, args: argparse.Namespace, root: Path) -> dict
             "env_steps": sum(a.get("env_steps") or 0 for a in attempts),
             "stop_reason": last.get("stop_reason") or last.get("error") or "",
         }
-    print(f"  {task} seed {seed}: {out['status']}, whole-task {out.get('task_success_rate')}, {wall} s", flush=True)
     return {
         "task": task,
         "sentence": TASKS[task],
         "seed": seed,
-        "status": out["status"],
-        "reason": out.get("reason"),
-        "task_success_rate": out.get("task_success_rate"),
+        "status": summary.get("status"),
+        "reason": summary.get("reason"),
+        "task_success_rate": summary.get("task_success_rate"),
         "episodes": summary.get("episodes"),
         "subtasks": subtasks,
-        "rl_env_steps": out.get("env_steps"),
+        "rl_env_steps": summary.get("env_steps"),
         "retries": retries,
         "redecompositions": max(0, len(summary.get("plans", [])) - 1),
         "wall_s": wall,
-        "within_15_min": wall <= 900,
-        "run_dir": out["run_dir"],
+        "within_15_min": wall is not None and wall <= 900,
+        "run_dir": str(run_dir),
     }
 
 
@@ -159,6 +184,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=None, help="Override the controls' total RL budget.")
     ap.add_argument("--out", type=Path, default=None, help="Folder for the runs' homes (default: a temp folder).")
     ap.add_argument("--runs-from", type=Path, default=None, help="Reuse the runs of an earlier JSON report.")
+    ap.add_argument("--collect", type=Path, default=None, help="Report the runs already under this --out folder.")
     ap.add_argument("--baselines-for", default=None, help=argparse.SUPPRESS)  # one run's controls, JSON out
     args = ap.parse_args()
     if args.baselines_for:
@@ -166,7 +192,9 @@ def main() -> None:
         return
     root = args.out or Path(tempfile.mkdtemp(prefix="dexforge-gendexhand-"))
     t0 = time.time()
-    if args.runs_from:
+    if args.collect:
+        results = [run_result(t, s, args.collect / f"{t}-seed{s}") for s in args.seeds for t in args.tasks]
+    elif args.runs_from:
         results = [r for r in json.loads(args.runs_from.read_text())["runs"] if r["seed"] in args.seeds]
         results = [r for r in results if r["task"] in args.tasks]
     else:
@@ -187,7 +215,8 @@ def main() -> None:
             "mean_success": _mean([r.get("task_success_rate") for r in rows]),
             "per_seed": {r["seed"]: r.get("task_success_rate") for r in rows},
             "mean_wall_s": _mean([r["wall_s"] for r in rows]),
-            "max_wall_s": max(r["wall_s"] for r in rows),
+            "statuses": {r["seed"]: r["status"] for r in rows},
+            "max_wall_s": max((r["wall_s"] or 0) for r in rows),
             "gendexhand": GENDEXHAND[task]["gendexhand"],
         }
         for name in ("plain_staged", "freeze_only"):
@@ -207,7 +236,7 @@ def main() -> None:
         "targets": {
             "overall_mean_ge_0.90": overall is not None and overall >= 0.9,
             "every_task_ge_0.75": all((v["mean_success"] or 0) >= 0.75 for v in per_task.values()),
-            "every_run_le_15_min": all(r["wall_s"] <= 900 for r in results),
+            "every_run_le_15_min": all((r["wall_s"] or 1e9) <= 900 for r in results),
         },
         "wall_s": round(time.time() - t0, 1),
     }
