@@ -171,12 +171,13 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**os.environ, PARENT_ENV: str(os.getpid()), **extra}
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int | None = None) -> None:
     """Have the kernel kill this process when the process that started it dies (Linux; elsewhere a no-op).
+    `parent`: its pid, when not passed in the environment (child_env).
 
     Workers and overnight task processes run in their own sessions so that a timeout can kill their
     whole group; this keeps a `kill -9` of the parent (a run, a batch) from leaving them running on."""
-    expected = os.environ.get(PARENT_ENV)
+    expected = str(parent) if parent is not None else os.environ.get(PARENT_ENV)
     if not sys.platform.startswith("linux") or not expected:
         return
     import ctypes

@@ -45,6 +45,7 @@ class SubtaskOutcomeResult(_Model):
     warm_start: str | None = Field(default=None, description="The checkpoint training started from.")
     warm_start_skipped: list[str] = Field(default_factory=list, description="Candidates that did not fit, and why.")
     deterministic: bool | None = Field(default=None, description="rl: the policy acts with its mean action.")
+    env_groups: int = Field(default=1, description="rl: processes that stepped the training envs (one per core).")
     selection: dict[str, float] = Field(
         default_factory=dict, description="rl: checkpoint and action mode -> success over one batch of episodes."
     )

@@ -170,6 +170,20 @@ class EpisodeComponentTracker:
         return out
 
 
+@dataclass
+class Transition:
+    """What one step of every env hands to PPO: (N, obs) observations, (N,) rewards, per-component (N,)
+    rewards, and (N,) booleans: the episode ended (and was reset), succeeded, terminated, was truncated."""
+
+    obs: torch.Tensor
+    reward: torch.Tensor
+    components: dict[str, torch.Tensor]
+    done: torch.Tensor
+    success: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+
+
 def _skrl_wrapper_base():
     from skrl.envs.wrappers.torch.base import Wrapper
 
@@ -194,6 +208,7 @@ class SkrlHandEnv(_skrl_wrapper_base()):
         self.reward_sum = 0.0
         self.samples = 0
         self.env_steps = 0
+        self.rollout_threads: int | None = None  # torch threads while stepping (None: as set)
 
     @property
     def observation_space(self) -> gymnasium.Space:
@@ -231,24 +246,36 @@ class SkrlHandEnv(_skrl_wrapper_base()):
         return obs, {}
 
     def step(self, actions: torch.Tensor):
+        out = self.advance(actions)
+        done = out.done
+        self.episode_components.update(out.components, done, out.success, self.counted)
+        if done.any():  # an episode counts as a success when its last step is one (what chaining hands over)
+            whole = done & self.counted  # a staggered first episode is cut short: not counted
+            self.outcomes += out.success[whole].tolist()
+            self.counted |= done
+        self.reward_sum += float(out.reward.sum())
+        for k, v in out.components.items():
+            self.component_sums[k] = self.component_sums.get(k, 0.0) + float(v.float().sum())
+        self.samples += self.num_envs
+        self.env_steps += self.num_envs
+        info = {"success": out.success}
+        return out.obs, out.reward[:, None], out.terminated[:, None], out.truncated[:, None], info
+
+    def advance(self, actions: torch.Tensor) -> Transition:
+        """One step of every env: the lift-test hook, the simulation, the reward program."""
         if self.pre_step is not None:
             self.pre_step(self.env)
         result = self.env.step(actions)
         reward, components = self.reward_fn(result.metrics)
-        done = result.reset
-        self.episode_components.update(components, done, result.success, self.counted)
-        if done.any():  # an episode counts as a success when its last step is one (what chaining hands over)
-            whole = done & self.counted  # a staggered first episode is cut short: not counted
-            self.outcomes += result.success[whole].tolist()
-            self.counted |= done
-        self.reward_sum += float(reward.sum())
-        for k, v in components.items():
-            self.component_sums[k] = self.component_sums.get(k, 0.0) + float(v.float().sum())
-        self.samples += self.env.num_envs
-        self.env_steps += self.env.num_envs
-        info = {"success": result.success}
-        terminated = (result.terminated | (result.reset & ~result.truncated))[:, None]
-        return result.obs, reward[:, None], terminated, result.truncated[:, None], info
+        return Transition(
+            obs=result.obs,
+            reward=reward,
+            components=components,
+            done=result.reset,
+            success=result.success,
+            terminated=result.terminated | (result.reset & ~result.truncated),
+            truncated=result.truncated,
+        )
 
     def state(self):
         return None
@@ -344,16 +371,18 @@ def train_ppo(
     init: Path | None = None,
     progress: Callable[[dict], None] | None = None,
     pre_step: Callable[[HandEnv], None] | None = None,
+    stepper: SkrlHandEnv | None = None,
 ) -> TrainResult:
     """Train a Gaussian policy on `env` (its active joints) with `reward_fn`, stopping at the target
     success rate, a plateau, or the budget. Writes TensorBoard logs, `stats.jsonl` and checkpoints
-    (`checkpoint.pt` + `checkpoint.json`) into `run_dir`."""
+    (`checkpoint.pt` + `checkpoint.json`) into `run_dir`. `stepper`: what steps the envs instead of `env`
+    in this process (`EnvGroups`: copies of `env` in worker processes, one per core)."""
     cfg = cfg or PPOConfig()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     saved = {**dataclasses.asdict(cfg), "mini_batches": cfg.resolved_mini_batches(env.num_envs)}
     (run_dir / "ppo_config.json").write_text(json.dumps(saved, indent=2))
-    wrapped = SkrlHandEnv(env, reward_fn, pre_step)
+    wrapped = stepper if stepper is not None else SkrlHandEnv(env, reward_fn, pre_step)
     agent = build_agent(wrapped, cfg, run_dir)
     start_iteration, history, steps_before = 0, [], 0
     if init is not None and resume is None:  # warm start: the networks and normalisers, counters from zero
@@ -372,8 +401,11 @@ def train_ppo(
     timestep = start_iteration * cfg.rollouts
     iteration = start_iteration
     stats_file = (run_dir / "stats.jsonl").open("a")
+    learn_threads = torch.get_num_threads()
     while True:
-        for _ in range(cfg.rollouts):
+        if wrapped.rollout_threads:
+            torch.set_num_threads(wrapped.rollout_threads)
+        for step in range(cfg.rollouts):
             agent.pre_interaction(timestep=timestep, timesteps=1 << 40)
             with torch.no_grad():
                 actions, _ = agent.act(observations, None, timestep=timestep, timesteps=1 << 40)
@@ -391,6 +423,8 @@ def train_ppo(
                     timestep=timestep,
                     timesteps=1 << 40,
                 )
+            if step == cfg.rollouts - 1:  # the update (in post_interaction) gets every thread
+                torch.set_num_threads(learn_threads)
             agent.post_interaction(timestep=timestep, timesteps=1 << 40)
             observations = next_obs
             timestep += 1

@@ -10,6 +10,7 @@ layout through every subtask (chained, no resets in between) and saves the succe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,8 @@ class SubtaskOutcome:
     """The checkpoint rl training started from (a retry's last attempt, or a stored similar policy)."""
     warm_start_skipped: list[str] = field(default_factory=list)
     """Candidate checkpoints that did not fit, each with why."""
+    env_groups: int = 1
+    """rl: processes that stepped the training envs side by side (policies.envgroups)."""
     deterministic: bool | None = None
     """rl: whether the policy acts with its mean action (else samples, as in training); measured."""
     selection: dict[str, float] = field(default_factory=dict)
@@ -89,24 +92,32 @@ def make_controller(sub: SubtaskSpec, act=None):
     return PolicyController(act, pre_step=lift_test_hook(sub))
 
 
-def lift_test_hook(sub: SubtaskSpec):
-    """The scripted lift test of an rl subtask: the palm's height target rises over `lift_test_steps` steps
-    that end `lift_test_hold` steps before the episode does, then stays up."""
+def lift_test_hook(sub: SubtaskSpec) -> LiftTest | None:
+    """The scripted lift test of an rl subtask (None without one); see LiftTest."""
     if not sub.lift_test:
         return None
-    per_step = sub.lift_test / sub.lift_test_steps
+    return LiftTest(sub.name, sub.lift_test, sub.lift_test_steps, sub.lift_test_hold)
 
-    def hook(env: HandEnv) -> None:
+
+@dataclass(frozen=True)
+class LiftTest:
+    """A pre-step hook: the palm's height target rises `height` over `steps` steps that end `hold` steps
+    before the episode does, then stays up. A plain object, so that env groups in worker processes get it."""
+
+    subtask: str
+    height: float
+    steps: int
+    hold: int
+
+    def __call__(self, env: HandEnv) -> None:
         if "wrist_z" not in env.joint_names:
-            raise ValueError(f"subtask '{sub.name}': a lift test needs the floating wrist (wrist_z)")
+            raise ValueError(f"subtask '{self.subtask}': a lift test needs the floating wrist (wrist_z)")
         if "wrist_z" in env.active_joints:
-            raise ValueError(f"subtask '{sub.name}': a lift test needs the wrist frozen, but wrist_z is active")
-        end = env.episode_length - sub.lift_test_hold
-        rising = (env.episode_step >= end - sub.lift_test_steps) & (env.episode_step < end)
+            raise ValueError(f"subtask '{self.subtask}': a lift test needs the wrist frozen, but wrist_z is active")
+        end = env.episode_length - self.hold
+        rising = (env.episode_step >= end - self.steps) & (env.episode_step < end)
         col = env.joint_names.index("wrist_z")
-        env.targets[rising, col] = env.targets[rising, col] + per_step
-
-    return hook
+        env.targets[rising, col] = env.targets[rising, col] + self.height / self.steps
 
 
 def _select_policy(env: HandEnv, sub: SubtaskSpec, trained) -> tuple[Path, bool, dict[str, float]]:
@@ -235,6 +246,7 @@ def train_subtask_ends(
     outcome = SubtaskOutcome(name=sub.name, controller=sub.controller, success_rate=0.0, episodes=0)
     act = None
     if sub.controller == "rl":
+        from dexforge.policies.envgroups import EnvGroups, sim_workers
         from dexforge.policies.ppo import PPOConfig, checkpoint_misfit, load_policy, train_ppo
         from dexforge.policies.rewards.sandbox import compile_reward, dry_run
 
@@ -263,18 +275,25 @@ def train_subtask_ends(
             if progress is not None:
                 progress({"subtask": sub.name, **stats})
 
-        trained = train_ppo(
-            env,
-            reward_fn,
-            sub_dir,
-            cfg=cfg,
-            target_success=sub.target_success,
-            max_env_steps=sub.budget.env_steps,
-            max_wall_s=sub.budget.wall_time_s,
-            progress=report_progress,
-            pre_step=lift_test_hook(sub),
-            init=init,
-        )
+        groups = sim_workers(env.num_envs, env.built.config.backend, sub.budget.env_steps)
+        with contextlib.ExitStack() as stack:
+            stepper = None
+            if groups > 1:  # one copy of the env per core, stepped side by side
+                stepper = stack.enter_context(EnvGroups(env, source, lift_test_hook(sub), groups))
+            trained = train_ppo(
+                env,
+                reward_fn,
+                sub_dir,
+                cfg=cfg,
+                target_success=sub.target_success,
+                max_env_steps=sub.budget.env_steps,
+                max_wall_s=sub.budget.wall_time_s,
+                progress=report_progress,
+                pre_step=lift_test_hook(sub),
+                init=init,
+                stepper=stepper,
+            )
+        outcome.env_groups = groups
         outcome.env_steps, outcome.stop_reason = trained.env_steps, trained.stop_reason
         outcome.history = trained.history
         chosen, deterministic, outcome.selection = _select_policy(env, sub, trained)

@@ -278,6 +278,11 @@ class HandEnv:
         the spec's initial layout. `None` returns to the spec."""
         self._start = state
 
+    @property
+    def start_states(self) -> EnvState | None:
+        """The saved states resets draw from (`set_start_states`), or None for the spec's layout."""
+        return self._start
+
     def reset(self, envs_idx: torch.Tensor | None = None) -> torch.Tensor:
         """Reset the given envs (all by default); returns the observations of all envs (N, O)."""
         idx = torch.arange(self.num_envs, device=self.device) if envs_idx is None else envs_idx.to(self.device)
