@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 import h5py
 import pytest
 import torch
@@ -10,7 +12,7 @@ from dexforge.policies.dataset import inspect
 from dexforge.policies.subtask import Plan, PlanError, SubtaskSpec
 from dexforge.policies.train import train_plan
 from dexforge.sim.demo import example_spec
-from dexforge.sim.spec import load_yaml
+from dexforge.sim.spec import Held, TaskSpec, load_yaml
 
 PLAN = """
 task: lift_cube
@@ -116,3 +118,44 @@ def test_the_lift_test_raises_the_frozen_wrist_at_the_end_of_an_episode():
     env.episode_step = torch.tensor([3, 4, 7, 8])
     lift_test_hook(sub.model_copy(update={"lift_test_hold": 2}))(env)
     assert env.targets[:, 2].tolist() == pytest.approx([0.0, 0.02, 0.02, 0.0])
+
+
+CARRY_PLAN = """
+task: place_cube
+subtasks:
+  - name: approach
+    controller: motion_plan
+    active: [wrist]
+    goal: {relative_to: cube, offset: [-0.04, 0.0, 0.029], align_yaw: true}
+    success: [{kind: reached, object: cube, offset: [-0.04, 0.0, 0.029], tolerance: 0.02}]
+    start: initial
+  - name: grasp
+    controller: scripted
+    script: power_grasp
+    success: [{kind: touching, object: cube, min_fingers: 3}]
+  - name: transport
+    controller: motion_plan
+    active: [wrist]
+    goal: {relative_to: bowl, offset: [-0.04, 0.0, 0.1], clearance: 0.06, speed: 0.3, grip: 0.4}
+    success: [{kind: held, object: cube, duration: 0.5}]
+    episode_length: 120
+"""
+
+
+@pytest.mark.genesis
+def test_the_carry_keeps_the_object_in_a_chained_run(tmp_path):
+    """Grasp, then a planned carry up, across to the bowl and down: the cube stays in the hand the whole way."""
+    place = TaskSpec.from_yaml((resources.files("dexforge.policies") / "examples" / "place_cube.yaml").read_text())
+    spec = place.model_copy(update={"success": [Held(object="cube", duration=0.5)]})  # judged in the hand
+    plan = Plan.model_validate(load_yaml(CARRY_PLAN))
+    outcome = train_plan(spec, plan, tmp_path, n_envs=2, eval_episodes=2)
+    rates = {s.name: s.success_rate for s in outcome.subtasks}
+    assert rates == {"approach": 1.0, "grasp": 1.0, "transport": 1.0}, rates
+    assert outcome.task_success_rate == 1.0
+    with h5py.File(outcome.dataset) as f:
+        cube = f["data/demo_0/obs/cube.pos"][:]
+    bowl = next(o for o in spec.objects if o.asset == "bowl").pose.pos
+    start, end = cube[0], cube[-1]
+    assert ((end[:2] - bowl[:2]) ** 2).sum() ** 0.5 < 0.05  # carried to the bowl
+    assert ((start[:2] - end[:2]) ** 2).sum() ** 0.5 > 0.1  # a real carry, not a lift in place
+    assert end[2] - start[2] > 0.04  # still up in the hand at the end
