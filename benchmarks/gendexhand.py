@@ -69,7 +69,7 @@ def run_task(task: str, seed: int, args: argparse.Namespace, root: Path) -> dict
         tail = (done.stderr or done.stdout)[-800:]
         return {"task": task, "seed": seed, "status": "crashed", "rc": done.returncode, "wall_s": wall, "tail": tail}
     out = json.loads(lines[-1])
-    print(f"  {task} seed {seed}: {out['status']}, whole-task {out.get('task_success_rate')}, {wall} s", flush=True)
+    print(f"  {task} seed {seed}: {out['status']}, whole-task {out.get('task_success_rate')}, {wall} s", file=sys.stderr, flush=True)
     return run_result(task, seed, home, wall)
 
 
@@ -135,7 +135,7 @@ def baselines_in_subprocess(result: dict, args: argparse.Namespace) -> dict:
     out = json.loads(lines[-1])
     for name in ("plain_staged", "freeze_only"):
         rate = out.get(name, {}).get("task_success_rate")
-        print(f"  {result['task']} seed {result['seed']} {name}: {rate}", flush=True)
+        print(f"  {result['task']} seed {result['seed']} {name}: {rate}", file=sys.stderr, flush=True)
     return out
 
 
