@@ -69,7 +69,11 @@ def run_task(task: str, seed: int, args: argparse.Namespace, root: Path) -> dict
         tail = (done.stderr or done.stdout)[-800:]
         return {"task": task, "seed": seed, "status": "crashed", "rc": done.returncode, "wall_s": wall, "tail": tail}
     out = json.loads(lines[-1])
-    print(f"  {task} seed {seed}: {out['status']}, whole-task {out.get('task_success_rate')}, {wall} s", file=sys.stderr, flush=True)
+    print(
+        f"  {task} seed {seed}: {out['status']}, whole-task {out.get('task_success_rate')}, {wall} s",
+        file=sys.stderr,
+        flush=True,
+    )
     return run_result(task, seed, home, wall)
 
 
@@ -213,7 +217,7 @@ def main() -> None:
         rows = [r for r in results if r["task"] == task]
         entry = {
             "sentence": TASKS[task],
-            "mean_success": _mean([r.get("task_success_rate") for r in rows]),
+            "mean_success": _mean([r.get("task_success_rate") or 0.0 for r in rows]),  # a failed run counts 0
             "per_seed": {r["seed"]: r.get("task_success_rate") for r in rows},
             "mean_wall_s": _mean([r["wall_s"] for r in rows]),
             "statuses": {r["seed"]: r["status"] for r in rows},
