@@ -145,7 +145,8 @@ You split a task into an ordered plan of subtasks, each with one controller:
 - rl: a policy is trained with PPO for the contact-rich part (grasp, in-hand rotation, push);
   give `reward_template` and `reward_params` (the reward-writer may replace it later); freeze what it
   need not move (`active`: e.g. fingers only, wrist frozen) and use `lift_test` (with `lift_test_hold`
-  steps of the palm kept up after the rise) to prove a grasp.
+  steps of the palm kept up after the rise) to prove a grasp; before a transport, `lift_test_shift`
+  ([dx, dy] m, moved during the hold) makes the test shake the object as the carry will.
 - scripted: open_hand, close_hand, power_grasp or hold.
 - dexgen: a trained DexGen model (`dexforge dexgen train`) moves the fingers while the wrist holds, to keep
   an object in hand safely (`dexgen: {{mode: hold|rotate, fingertip_offset: [x, y, z] m per step, strength}}`);

@@ -19,6 +19,8 @@ overall mean >= 0.90 (GenDexHand 0.667 with its method; 0.133 plain RL), every t
 are not the ones to report). Usage:
   python benchmarks/gendexhand.py [--seeds 0 1 2] [--tasks open bottle apple] [--jobs 1] [--baselines]
   python benchmarks/gendexhand.py --runs-from earlier.json --baselines   # the controls for earlier runs
+  python benchmarks/gendexhand.py --collect HOMES --baselines   # report a stopped sweep, training missing controls
+Each run's controls are trained right after it and saved in its run folder (baselines.json).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ GENDEXHAND = {  # GenDexHand (arXiv 2511.01791), Table: success with motion plan
     "mean": {"gendexhand": 0.667, "plain_rl": 0.133},
 }
 MIN_BUDGET = 600_000
+BASELINES_FILE = "baselines.json"  # in the run's folder: its controls' figures, written when they finish
 
 
 def dexforge_bin() -> str:
@@ -110,6 +113,8 @@ def run_result(task: str, seed: int, home: Path, wall: float | None = None, kill
             "env_steps": sum(a.get("env_steps") or 0 for a in attempts),
             "stop_reason": last.get("stop_reason") or last.get("error") or "",
         }
+    done = run_dir / BASELINES_FILE  # controls trained earlier for this run (`--collect` picks them up)
+    extra = {"baselines": json.loads(done.read_text())} if done.exists() else {}
     return {
         "task": task,
         "sentence": TASKS[task],
@@ -125,6 +130,7 @@ def run_result(task: str, seed: int, home: Path, wall: float | None = None, kill
         "wall_s": wall,
         "within_15_min": wall is not None and wall <= 900,
         "run_dir": str(run_dir),
+        **extra,
     }
 
 
@@ -169,6 +175,7 @@ def run_baselines(result: dict, args: argparse.Namespace) -> dict:
             "subtasks": {s.name: round(s.success_rate, 3) for s in outcome.subtasks},
             "wall_s": round(time.time() - t0, 1),
         }
+    (run_dir / BASELINES_FILE).write_text(json.dumps(out, indent=2))
     return out
 
 
@@ -205,10 +212,17 @@ def main() -> None:
     else:
         jobs = [(t, s) for s in args.seeds for t in args.tasks]
         print(f"{len(jobs)} runs, {args.jobs} at a time, homes under {root}", file=sys.stderr, flush=True)
+
+        def run_and_control(task: str, seed: int) -> dict:  # a run's controls right after it, so that a
+            result = run_task(task, seed, args, root)  # stopped sweep still pairs every run with its controls
+            if args.baselines and result.get("run_dir"):
+                result["baselines"] = baselines_in_subprocess(result, args)
+            return result
+
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            results = list(pool.map(lambda job: run_task(job[0], job[1], args, root), jobs))
-    if args.baselines:
-        todo = [r for r in results if r.get("run_dir")]
+            results = list(pool.map(lambda job: run_and_control(*job), jobs))
+    if args.baselines:  # runs collected or reused: the controls not trained yet
+        todo = [r for r in results if r.get("run_dir") and "baselines" not in r]
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             for r, out in zip(todo, pool.map(lambda r: baselines_in_subprocess(r, args), todo), strict=True):
                 r["baselines"] = out

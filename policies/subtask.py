@@ -132,6 +132,11 @@ class SubtaskSpec(_Model):
         description="Steps at the end of the episode, after the rise, with the palm kept up: a grasp that only "
         "carries the object while the palm accelerates drops it here (success is judged at the end).",
     )
+    lift_test_shift: tuple[float, float] | None = Field(
+        default=None,
+        description="Palm move (m, world x and y) over the first `lift_test_steps` steps of the hold, after the "
+        "rise: a lift test that also asks what a carry sideways will ask (a pinch that holds still drops here).",
+    )
     episode_length: int = Field(default=150, ge=1, le=100_000, description="Control steps per episode.")
     target_success: float = Field(default=0.8, gt=0.0, le=1.0, description="RL stops early at this success rate.")
     budget: Budget = Field(default_factory=Budget)
@@ -155,6 +160,11 @@ class SubtaskSpec(_Model):
             raise ValueError(
                 f"subtask '{self.name}': the lift test ({self.lift_test_steps} steps rising + {self.lift_test_hold} "
                 f"held) must leave time to grasp within episode_length {self.episode_length}"
+            )
+        if self.lift_test_shift is not None and not (self.lift_test and self.lift_test_hold >= self.lift_test_steps):
+            raise ValueError(
+                f"subtask '{self.name}': `lift_test_shift` moves the palm during the lift test's hold, so it needs "
+                f"`lift_test` and `lift_test_hold` >= `lift_test_steps` ({self.lift_test_steps})"
             )
         return self
 

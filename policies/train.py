@@ -96,18 +96,21 @@ def lift_test_hook(sub: SubtaskSpec) -> LiftTest | None:
     """The scripted lift test of an rl subtask (None without one); see LiftTest."""
     if not sub.lift_test:
         return None
-    return LiftTest(sub.name, sub.lift_test, sub.lift_test_steps, sub.lift_test_hold)
+    return LiftTest(sub.name, sub.lift_test, sub.lift_test_steps, sub.lift_test_hold, sub.lift_test_shift)
 
 
 @dataclass(frozen=True)
 class LiftTest:
     """A pre-step hook: the palm's height target rises `height` over `steps` steps that end `hold` steps
-    before the episode does, then stays up. A plain object, so that env groups in worker processes get it."""
+    before the episode does, then stays up; with a `shift`, the palm then moves that far sideways (world x,
+    y) over the next `steps` steps, as a carry to a container will. A plain object, so that env groups in
+    worker processes get it."""
 
     subtask: str
     height: float
     steps: int
     hold: int
+    shift: tuple[float, float] | None = None
 
     def __call__(self, env: HandEnv) -> None:
         if "wrist_z" not in env.joint_names:
@@ -118,6 +121,14 @@ class LiftTest:
         rising = (env.episode_step >= end - self.steps) & (env.episode_step < end)
         col = env.joint_names.index("wrist_z")
         env.targets[rising, col] = env.targets[rising, col] + self.height / self.steps
+        if not self.shift:
+            return
+        moving = (env.episode_step >= end) & (env.episode_step < end + self.steps)
+        for joint, dist in zip(("wrist_x", "wrist_y"), self.shift, strict=True):
+            if joint in env.active_joints:
+                raise ValueError(f"subtask '{self.subtask}': a lift test's shift needs {joint} frozen; it is active")
+            col = env.joint_names.index(joint)
+            env.targets[moving, col] = env.targets[moving, col] + dist / self.steps
 
 
 def _select_policy(env: HandEnv, sub: SubtaskSpec, trained) -> tuple[Path, bool, dict[str, float]]:

@@ -120,6 +120,40 @@ def test_the_lift_test_raises_the_frozen_wrist_at_the_end_of_an_episode():
     assert env.targets[:, 2].tolist() == pytest.approx([0.0, 0.02, 0.02, 0.0])
 
 
+def test_the_lift_test_shift_carries_the_palm_sideways_during_the_hold():
+    from types import SimpleNamespace
+
+    from dexforge.policies.train import lift_test_hook
+
+    sub = SubtaskSpec(
+        name="g",
+        controller="rl",
+        reward_template="grasp",
+        lift_test=0.08,
+        lift_test_steps=2,
+        lift_test_hold=3,
+        lift_test_shift=(0.04, -0.02),
+        episode_length=10,
+    )
+    # the rise is steps 5 and 6; the shift steps 7 and 8; step 9 holds still
+    env = SimpleNamespace(
+        joint_names=("wrist_x", "wrist_y", "wrist_z"),
+        active_joints=["finger"],
+        episode_length=10,
+        episode_step=torch.tensor([4, 5, 7, 8, 9]),
+        targets=torch.zeros(5, 3),
+    )
+    lift_test_hook(sub)(env)
+    assert env.targets[:, 0].tolist() == pytest.approx([0.0, 0.0, 0.02, 0.02, 0.0])
+    assert env.targets[:, 1].tolist() == pytest.approx([0.0, 0.0, -0.01, -0.01, 0.0])
+    assert env.targets[:, 2].tolist() == pytest.approx([0.0, 0.04, 0.0, 0.0, 0.0])
+    env.active_joints = ["wrist_y"]
+    with pytest.raises(ValueError, match="needs wrist_y frozen"):
+        lift_test_hook(sub)(env)
+    with pytest.raises(ValueError, match="lift_test_hold"):
+        sub.model_copy(update={"lift_test_hold": 1}).model_validate(sub.model_dump() | {"lift_test_hold": 1})
+
+
 CARRY_PLAN = """
 task: place_cube
 subtasks:

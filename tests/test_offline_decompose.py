@@ -1,0 +1,41 @@
+"""The offline decomposer's lift test before a transport (no Genesis)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from dexforge.agents.offline import OfflineReasoner
+from dexforge.agents.offline.decompose import CARRY_TEST_SHARE, LIFT_TEST_STEPS, SPEED
+from dexforge.agents.schemas import DecomposeBrief, ProposeBrief
+
+
+def _plan(request: str):
+    reasoner = OfflineReasoner()
+    proposal = reasoner.propose(ProposeBrief(request=request))
+    brief = DecomposeBrief(request=request, family=proposal.family, spec=proposal.spec)
+    return proposal.spec, reasoner.decompose(brief).plan
+
+
+@pytest.mark.parametrize("request_", ["Put apple into bowl", "put the cube in the bowl", "place the can on the plate"])
+def test_a_grasp_before_a_transport_is_tested_by_a_carry_toward_the_container(request_):
+    spec, plan = _plan(request_)
+    grasp, transport = plan.subtasks[1], plan.subtasks[2]
+    assert grasp.name == "grasp" and transport.name == "transport"
+    obj = spec.object_spec(spec.success[0].object).pose.pos
+    target = spec.object_spec(transport.goal.relative_to).pose.pos
+    way = (target[0] - obj[0], target[1] - obj[1])
+    dx, dy = grasp.lift_test_shift
+    moved = math.hypot(dx, dy)
+    # toward the container, at most the transport's speed over the test's steps and a share of the way
+    assert dx * way[0] + dy * way[1] == pytest.approx(moved * math.hypot(*way), rel=1e-3)
+    assert 0.0 < moved <= SPEED * LIFT_TEST_STEPS * spec.dt + 1e-4
+    assert moved <= CARRY_TEST_SHARE * math.hypot(*way) + 1e-4
+    assert grasp.lift_test_hold >= grasp.lift_test_steps
+
+
+@pytest.mark.parametrize("request_", ["Pick up bottle", "lift the cube"])
+def test_a_grasp_before_a_lift_is_tested_in_place(request_):
+    _, plan = _plan(request_)
+    assert plan.subtasks[1].name == "grasp" and plan.subtasks[1].lift_test_shift is None
