@@ -198,6 +198,7 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
                     timeout_s=ctx.job_timeout_s,
                     init_checkpoint=init,
                     warm_candidates=[c["checkpoint"] for c in remembered],
+                    attempt=len(history),
                 )
             )
         except ToolFailed as exc:

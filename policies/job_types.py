@@ -24,6 +24,9 @@ class TrainSubtaskArgs(_Model):
     warm_candidates: list[str] = Field(
         default_factory=list, description="Policies of similar past subtasks, best first (without init_checkpoint)."
     )
+    attempt: int = Field(
+        default=0, ge=0, description="Which attempt at the subtask this is: RL's seed is the spec's + 1000 x attempt."
+    )
 
 
 class SubtaskOutcomeResult(_Model):

@@ -36,6 +36,7 @@ def train_subtask_job(
     backend: str = "cpu",
     init_checkpoint: str | None = None,
     warm_candidates: list[str] | None = None,
+    attempt: int = 0,
 ) -> dict:
     """Train (rl) or measure (planned, scripted) subtask `index` of the plan from `start_states` (a saved
     EnvState) or the task's layout. Writes into `out_dir`: reward.py, stats.jsonl, checkpoints,
@@ -62,6 +63,7 @@ def train_subtask_job(
         own_dir=True,
         init=Path(init_checkpoint) if init_checkpoint else None,
         candidates=warm_candidates or (),
+        attempt=attempt,
     )
     result = json.loads(json.dumps(outcome.__dict__, default=str))
     result["history"] = []  # stats.jsonl holds it; keep the job result small

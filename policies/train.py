@@ -92,6 +92,16 @@ def make_controller(sub: SubtaskSpec, act=None):
     return PolicyController(act, pre_step=lift_test_hook(sub))
 
 
+ATTEMPT_SEED_STRIDE = 1000
+
+
+def rl_seed(spec_seed: int, attempt: int) -> int:
+    """RL's seed for an attempt at a subtask: a retry explores with other samples (and, when it starts
+    afresh, other initial networks) than the attempt before it, whose seed led it where it failed; only
+    its reward would differ otherwise. The first attempt keeps the spec's seed."""
+    return spec_seed + ATTEMPT_SEED_STRIDE * attempt
+
+
 def lift_test_hook(sub: SubtaskSpec) -> LiftTest | None:
     """The scripted lift test of an rl subtask (None without one); see LiftTest."""
     if not sub.lift_test:
@@ -220,6 +230,7 @@ def train_subtask(
     own_dir: bool = False,
     init: Path | None = None,
     candidates: Sequence[str | Path] = (),
+    attempt: int = 0,
 ) -> tuple[SubtaskOutcome, EnvState | None]:
     """Train (if rl) and measure one subtask from the env's start states; returns the outcome and the
     end states of its successful episodes. Files go to `run_dir/<subtask>/` (`run_dir` with `own_dir`).
@@ -235,6 +246,7 @@ def train_subtask(
         own_dir=own_dir,
         init=init,
         candidates=candidates,
+        attempt=attempt,
     )
     return outcome, end
 
@@ -249,6 +261,7 @@ def train_subtask_ends(
     own_dir: bool = False,
     init: Path | None = None,
     candidates: Sequence[str | Path] = (),
+    attempt: int = 0,
 ) -> tuple[SubtaskOutcome, EnvState | None, dict[str, torch.Tensor] | None]:
     """`train_subtask`, and also the metrics dict (CPU tensors, one row per end state) at the end of the
     successful evaluation episodes, or at the last evaluated step of every env when none succeeded; None
@@ -264,7 +277,7 @@ def train_subtask_ends(
         source = reward_program(sub)
         outcome.reward_source = source
         _segment(env, sub, reset=True)
-        cfg = PPOConfig(rollouts=16, seed=env.spec.seed)
+        cfg = PPOConfig(rollouts=16, seed=rl_seed(env.spec.seed, attempt))
         outcome.obs_size, outcome.act_size = env.num_obs, env.num_actions
         if init is None:
             for candidate in candidates:

@@ -136,3 +136,53 @@ def test_a_similar_request_recalls_the_archived_run_into_state_and_report(tmp_pa
     assert any("pitfall" in m for m in memories)  # the failure came back as a pitfall too
     html = (second.run_dir / "report.html").read_text()
     assert "juggle the piano on the table" in html
+
+
+def test_each_attempt_at_a_subtask_trains_with_its_own_seed(tmp_path, monkeypatch):
+    """A retry must not replay the exploration of the attempt that failed: RL's seed moves with the attempt."""
+    from types import SimpleNamespace
+
+    from dexforge.agents import train_nodes
+    from dexforge.agents.context import AgentContext
+    from dexforge.policies.subtask import Plan
+    from dexforge.policies.train import rl_seed
+    from dexforge.sim.demo import example_spec
+    from dexforge.tools.common import ToolFailed
+
+    plan = Plan.model_validate(
+        {
+            "task": "lift_cube",
+            "subtasks": [
+                {
+                    "name": "grasp",
+                    "controller": "rl",
+                    "active": ["fingers"],
+                    "reward_template": "grasp",
+                    "reward_params": {"obj": "cube"},
+                    "success": [{"kind": "lifted", "object": "cube", "height": 0.05}],
+                    "start": "initial",
+                }
+            ],
+        }
+    )
+    seen: list[dict] = []
+
+    def fake_call(tool, **kwargs):
+        seen.append(kwargs)
+        raise ToolFailed("train_subtask", "stopped by the test")
+
+    monkeypatch.setattr(train_nodes, "call_tool", fake_call)
+    state = {
+        "run_dir": str(tmp_path),
+        "request": "lift the cube",
+        "spec_yaml": example_spec("lift_cube").to_yaml(),
+        "plan_yaml": plan.to_yaml(),
+        "current": 0,
+        "attempts": {},
+    }
+    runtime = SimpleNamespace(context=AgentContext(memory=False, warm_start=False))
+    for _ in range(2):
+        state["attempts"] = train_nodes.train(state, runtime)["attempts"]
+    assert [k["attempt"] for k in seen] == [0, 1]
+    assert [a["error"] for a in state["attempts"]["grasp"]] == ["stopped by the test"] * 2
+    assert rl_seed(7, 0) == 7 and len({rl_seed(7, a) for a in range(4)}) == 4

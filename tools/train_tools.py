@@ -62,6 +62,7 @@ def train_subtask(
     timeout_s: float = 3600.0,
     init_checkpoint: str | None = None,
     warm_candidates: list[str] | None = None,
+    attempt: int = 0,
 ) -> tuple[str, dict]:
     """Train one rl subtask with PPO (only its active joints, its reward program, its budget) or measure
     a motion-planned or scripted one, from the previous subtask's end states; then evaluate it. Returns
@@ -78,6 +79,7 @@ def train_subtask(
         backend=backend,
         init_checkpoint=init_checkpoint,
         warm_candidates=list(warm_candidates or []),
+        attempt=attempt,
     )
     value = run_worker(
         "train_subtask",
