@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dexforge.policies.ppo import SkrlHandEnv, Transition
+from dexforge.policies.skrl_env import SkrlHandEnv, Transition
 from dexforge.sim.env import EnvState, HandEnv
 
 WORKERS_ENV = "DEXFORGE_SIM_WORKERS"

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from dexforge.policies.envgroups import WORKERS_ENV, EnvGroups, sim_workers, split
-from dexforge.policies.ppo import PPOConfig, SkrlHandEnv, train_ppo
+from dexforge.policies.ppo import PPOConfig, train_ppo
 from dexforge.policies.rewards.sandbox import compile_reward
+from dexforge.policies.skrl_env import SkrlHandEnv
 from dexforge.sim.env import EnvConfig, HandEnv
 from dexforge.sim.scene import SceneConfig
 from dexforge.sim.spec import HandSpec, ObjectSpec, Pose, Reached, TaskSpec

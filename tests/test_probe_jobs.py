@@ -22,8 +22,8 @@ import torch
 from PIL import Image
 
 from dexforge.jobs import Job, JobResult, run_job
-from dexforge.policies.ppo import EpisodeComponentTracker
 from dexforge.policies.probe_types import DryRunResult, ProbeMotionResult, RolloutFramesResult
+from dexforge.policies.skrl_env import EpisodeComponentTracker
 from dexforge.sim.demo import example_spec
 from dexforge.sim.probe_types import MetricsBatchResult, RenderViewResult, SceneState, SettlePreviewResult
 from dexforge.sim.spec import HandSpec, Lifted, ObjectSpec, Pose, TaskSpec
