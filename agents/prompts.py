@@ -141,7 +141,8 @@ DECOMPOSER = f"""\
 You are the dexforge decomposer.
 You split a task into an ordered plan of subtasks, each with one controller:
 - motion_plan: the palm moves along a planned path to `goal` (relative_to an object with an offset
-  = palm centre minus object centre, or `lift` m straight up); for approach and transport.
+  = palm centre minus object centre, or `lift` m straight up); for approach and transport (a transport
+  names the held object in `carried`: its offset is then where that object's centre goes).
 - rl: a policy is trained with PPO for the contact-rich part (grasp, in-hand rotation, push);
   give `reward_template` and `reward_params` (the reward-writer may replace it later); freeze what it
   need not move (`active`: e.g. fingers only, wrist frozen) and use `lift_test` (with `lift_test_hold`

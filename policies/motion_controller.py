@@ -158,18 +158,23 @@ class MotionPlanController:
             goal[:, 2] = env.metrics["palm_pos"][:, 2] + g.lift
             return goal
         offset = torch.tensor(g.offset, dtype=start.dtype, device=start.device)
+        for name in (g.relative_to, g.carried):
+            if name is not None and name not in env.objects:
+                raise PlanningError(f"motion goal: no object {name!r}; objects: {env.object_names}")
         if g.relative_to is None:
-            return offset.expand_as(start).clone()
-        if g.relative_to not in env.objects:
-            names = env.object_names
-            raise PlanningError(f"motion goal relative to {g.relative_to!r}: no such object; objects: {names}")
-        offset = offset.expand_as(start)
-        if self._yaw is not None:  # turn the offset with the object
-            c, s = torch.cos(self._yaw), torch.sin(self._yaw)
-            offset = torch.stack(
-                [c * offset[:, 0] - s * offset[:, 1], s * offset[:, 0] + c * offset[:, 1], offset[:, 2]], -1
-            )
-        return env.metrics[f"{g.relative_to}.pos"] + offset
+            point = offset.expand_as(start).clone()
+        else:
+            offset = offset.expand_as(start)
+            if self._yaw is not None:  # turn the offset with the object
+                c, s = torch.cos(self._yaw), torch.sin(self._yaw)
+                offset = torch.stack(
+                    [c * offset[:, 0] - s * offset[:, 1], s * offset[:, 0] + c * offset[:, 1], offset[:, 2]], -1
+                )
+            point = env.metrics[f"{g.relative_to}.pos"] + offset
+        if g.carried is None:
+            return point
+        # the object's centre to `point`: the palm keeps the hold's offset, as measured now
+        return point - (env.metrics[f"{g.carried}.pos"] - env.metrics["palm_pos"])
 
     def _joint_path(self, env: HandEnv, start: torch.Tensor, rpy_start: torch.Tensor) -> WaypointPath:
         """The palm carried with the joint of `goal.relative_to` to `goal.pull` of its range (see MotionGoal)."""

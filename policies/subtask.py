@@ -68,11 +68,19 @@ class MotionGoal(_Model):
         "object is squeezed harder while the palm accelerates (position-controlled fingers press by their "
         "target error).",
     )
+    carried: str | None = Field(
+        default=None,
+        description="A held object that this goal places: `offset` is then where that object's centre goes "
+        "(relative to `relative_to`'s centre), and the palm goes wherever puts it there, by the hold's offset "
+        "from the palm measured when the motion starts (a grasp seldom holds the object where it was planned).",
+    )
 
     @model_validator(mode="after")
     def _pull_needs_object(self) -> MotionGoal:
         if self.pull is not None and (self.relative_to is None or self.lift is not None):
             raise ValueError("a `pull` goal moves an articulated object's joint: it needs `relative_to` and no `lift`")
+        if self.carried is not None and (self.lift is not None or self.pull is not None):
+            raise ValueError("a `carried` goal places the held object at a point: it takes no `lift` or `pull`")
         return self
 
 

@@ -186,3 +186,28 @@ def test_arm_mount_plans_with_ik_and_reports_out_of_reach():
     env.reset()
     with pytest.raises(PlanningError, match="cannot bring the palm"):
         run_episode(env, MotionPlanController(MotionGoal(offset=(0.9, 0.0, 0.1))))
+
+
+def test_a_carried_goal_moves_the_palm_by_the_holds_offset():
+    """`carried`: the offset says where the held object's centre goes; the palm goes where the hold puts it."""
+    from types import SimpleNamespace
+
+    bowl = torch.tensor([[0.5, 0.2, 0.03], [0.5, 0.2, 0.03]])
+    cube = torch.tensor([[0.1, -0.1, 0.12], [0.1, -0.1, 0.12]])
+    palm = torch.tensor([[0.06, -0.1, 0.15], [0.08, -0.12, 0.15]])  # two holds: 4 and 2 cm behind, 0 and 2 cm aside
+    env = SimpleNamespace(
+        objects={"bowl": None, "cube": None},
+        object_names=["bowl", "cube"],
+        metrics={"bowl.pos": bowl, "cube.pos": cube, "palm_pos": palm},
+    )
+    ctrl = MotionPlanController(MotionGoal(relative_to="bowl", carried="cube", offset=(0.0, 0.0, 0.07)))
+    ctrl._yaw = None
+    goal = ctrl._goal_point(env, palm.clone())
+    placed = goal + (cube - palm)  # where the cube's centre ends when the palm reaches the goal
+    assert torch.allclose(placed, bowl + torch.tensor([0.0, 0.0, 0.07]))
+    assert torch.allclose(goal[:, 0], torch.tensor([0.46, 0.48]))
+    env.objects = {"bowl": None}
+    with pytest.raises(PlanningError, match="no object 'cube'"):
+        ctrl._goal_point(env, palm.clone())
+    with pytest.raises(ValueError, match="no `lift` or `pull`"):
+        MotionGoal(relative_to="bowl", carried="cube", lift=0.1)

@@ -33,6 +33,8 @@ def test_a_grasp_before_a_transport_is_tested_by_a_carry_toward_the_container(re
     assert 0.0 < moved <= SPEED * LIFT_TEST_STEPS * spec.dt + 1e-4
     assert moved <= CARRY_TEST_SHARE * math.hypot(*way) + 1e-4
     assert grasp.lift_test_hold >= grasp.lift_test_steps
+    # the transport places the object's centre over the container's, wherever the grasp holds it
+    assert transport.goal.carried == spec.success[0].object and transport.goal.offset[:2] == (0.0, 0.0)
 
 
 @pytest.mark.parametrize("request_", ["Pick up bottle", "lift the cube"])

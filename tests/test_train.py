@@ -170,7 +170,7 @@ subtasks:
   - name: transport
     controller: motion_plan
     active: [wrist]
-    goal: {relative_to: bowl, offset: [-0.04, 0.0, 0.1], clearance: 0.06, speed: 0.3, grip: 0.4}
+    goal: {relative_to: bowl, carried: cube, offset: [0.0, 0.0, 0.071], clearance: 0.06, speed: 0.3, grip: 0.4}
     success: [{kind: held, object: cube, duration: 0.5}]
     episode_length: 120
 """
@@ -178,7 +178,8 @@ subtasks:
 
 @pytest.mark.genesis
 def test_the_carry_keeps_the_object_in_a_chained_run(tmp_path):
-    """Grasp, then a planned carry up, across to the bowl and down: the cube stays in the hand the whole way."""
+    """Grasp, then a planned carry up, across to the bowl and down: the cube stays in the hand the whole way,
+    and ends with its own centre over the bowl's (the palm goes where the hold puts it there)."""
     place = TaskSpec.from_yaml((resources.files("dexforge.policies") / "examples" / "place_cube.yaml").read_text())
     spec = place.model_copy(update={"success": [Held(object="cube", duration=0.5)]})  # judged in the hand
     plan = Plan.model_validate(load_yaml(CARRY_PLAN))
@@ -190,6 +191,6 @@ def test_the_carry_keeps_the_object_in_a_chained_run(tmp_path):
         cube = f["data/demo_0/obs/cube.pos"][:]
     bowl = next(o for o in spec.objects if o.asset == "bowl").pose.pos
     start, end = cube[0], cube[-1]
-    assert ((end[:2] - bowl[:2]) ** 2).sum() ** 0.5 < 0.05  # carried to the bowl
+    assert ((end[:2] - bowl[:2]) ** 2).sum() ** 0.5 < 0.015  # carried to the bowl: its centre over the bowl's
     assert ((start[:2] - end[:2]) ** 2).sum() ** 0.5 > 0.1  # a real carry, not a lift in place
     assert end[2] - start[2] > 0.04  # still up in the hand at the end

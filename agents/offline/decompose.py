@@ -177,7 +177,8 @@ def family_plan(family: str, spec: TaskSpec, catalog: Catalog) -> tuple[Plan, st
             goal_pred = next(p for p in spec.success if isinstance(p, Inside | On))
             target = goal_pred.container if isinstance(goal_pred, Inside) else goal_pred.surface
             t_ext, t_pos = _ext(spec, target, catalog), spec.object_spec(target).pose.pos
-            over = (off[0], 0.0, float(round(t_ext[2] / 2 + off[2] + ext[2] / 2 + 0.016, 4)))
+            # the apple's centre over the bowl's, its bottom 1.6 cm above the rim; the palm goes where the hold puts it
+            over = (0.0, 0.0, float(round(t_ext[2] / 2 + ext[2] / 2 + 0.016, 4)))
             o_pos = spec.object_spec(obj).pose.pos
             travel = math.hypot(t_pos[0] - o_pos[0], t_pos[1] - o_pos[1])
             reach = min(SPEED * LIFT_TEST_STEPS * spec.dt, CARRY_TEST_SHARE * travel)
@@ -191,7 +192,9 @@ def family_plan(family: str, spec: TaskSpec, catalog: Catalog) -> tuple[Plan, st
                     name="transport",
                     controller="motion_plan",
                     active=("wrist",),
-                    goal=MotionGoal(relative_to=target, offset=over, clearance=0.06, speed=SPEED, grip=GRIP),
+                    goal=MotionGoal(
+                        relative_to=target, carried=obj, offset=over, clearance=0.06, speed=SPEED, grip=GRIP
+                    ),
                     success=[Held(object=obj, duration=0.5)],
                     episode_length=_steps(travel + 0.06, spec.dt, 20, 120),
                 ),
@@ -206,7 +209,10 @@ def family_plan(family: str, spec: TaskSpec, catalog: Catalog) -> tuple[Plan, st
             ]
             if shift is not None:
                 why += f"the test then carries the palm {reach:.2f} m toward the {target} as the transport will, "
-            why += f"carry it to {over} over the {target} (its bottom 1.6 cm above the rim) and open the hand."
+            why += (
+                f"carry it so that its centre is {over[2]} m above the {target}'s (its bottom 1.6 cm above the rim; "
+                f"the palm goes where the hold puts it there) and open the hand."
+            )
         else:
             turn = next(p for p in spec.success if isinstance(p, Rotated))
             subs.append(
