@@ -41,3 +41,31 @@ def test_a_grasp_before_a_transport_is_tested_by_a_carry_toward_the_container(re
 def test_a_grasp_before_a_lift_is_tested_in_place(request_):
     _, plan = _plan(request_)
     assert plan.subtasks[1].name == "grasp" and plan.subtasks[1].lift_test_shift is None
+
+
+@pytest.mark.parametrize(("request_", "carry"), [("Put apple into bowl", "transport"), ("Pick up bottle", "lift")])
+def test_a_carry_that_dropped_its_object_trains_the_grasp_again(request_, carry):
+    reasoner = OfflineReasoner()
+    proposal = reasoner.propose(ProposeBrief(request=request_))
+    first = reasoner.decompose(DecomposeBrief(request=request_, family=proposal.family, spec=proposal.spec)).plan
+    failure = f"subtask '{carry}' (motion_plan) failed: attempt 0: success 48% < 50% after 0 env steps"
+    again = reasoner.decompose(
+        DecomposeBrief(request=request_, family=proposal.family, spec=proposal.spec, previous=first, failure=failure)
+    )
+    old, new = {s.name: s for s in first.subtasks}, {s.name: s for s in again.plan.subtasks}
+    assert new["approach"] == old["approach"]  # kept: the run does not move the hand to the object again
+    assert new["grasp"].budget.env_steps == 2 * old["grasp"].budget.env_steps  # trained again, longer
+    assert new["grasp"].episode_length == old["grasp"].episode_length
+    assert new[carry].goal.speed < old[carry].goal.speed
+    assert f"{carry} failed by dropping what grasp holds" in again.reasoning
+
+
+def test_a_failed_approach_does_not_train_the_grasp_again():
+    reasoner = OfflineReasoner()
+    proposal = reasoner.propose(ProposeBrief(request="Put apple into bowl"))
+    first = reasoner.decompose(DecomposeBrief(request="x", family=proposal.family, spec=proposal.spec)).plan
+    failure = "subtask 'approach' (motion_plan) failed: attempt 0: success 10% < 50%"
+    again = reasoner.decompose(
+        DecomposeBrief(request="x", family=proposal.family, spec=proposal.spec, previous=first, failure=failure)
+    ).plan
+    assert again.subtasks[1] == first.subtasks[1] and again.subtasks[0] != first.subtasks[0]

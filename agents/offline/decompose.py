@@ -9,7 +9,8 @@ fingertips hook behind the bar, and carries the palm along or around the joint's
 (a drawer, a door, a microwave and a chest lid open this way without RL); push
 approaches beside the object, low, and learns the push with the wrist's translation. On a failure the
 plan is revised: the failed subtasks (named in the failure, else every rl one) get longer episodes and
-budgets, approaches a slower path, more tolerance and a slightly higher goal.
+budgets, approaches a slower path, more tolerance and a slightly higher goal; a carry that dropped its
+object also has the rl grasp before it trained again with twice the budget (the hold was weak).
 """
 
 from __future__ import annotations
@@ -353,12 +354,23 @@ def plain_plan(family: str, spec: TaskSpec) -> Plan:
 
 
 def revise(plan: Plan, failure: str) -> tuple[Plan, list[str]]:
-    """Longer episodes and budgets for the failed subtasks; slower, more tolerant approaches."""
+    """Longer episodes and budgets for the failed subtasks; slower, more tolerant approaches; the grasp
+    behind a carry that dropped its object trained again with twice the budget."""
     said = set(tokenize(failure.replace("_", " "))) | set(failure.lower().replace("'", " ").split())
     failed = {s.name for s in plan.subtasks if s.name.lower() in said}
     failed = failed or {s.name for s in plan.subtasks if s.controller == "rl"} or {s.name for s in plan.subtasks}
+    holds = _dropped_holds(plan, failed)
     subs, changes = [], []
     for s in plan.subtasks:
+        if s.name in holds and s.name not in failed:
+            data = s.model_dump()
+            data["budget"] = {"env_steps": min(s.budget.env_steps * 2, 4_000_000), "wall_time_s": s.budget.wall_time_s}
+            subs.append(SubtaskSpec.model_validate(data))
+            changes.append(
+                f"{s.name}: trained again, budget {s.budget.env_steps} -> {data['budget']['env_steps']} env steps "
+                f"({holds[s.name]} failed by dropping what {s.name} holds: a weak hold, not the path)"
+            )
+            continue
         if s.name not in failed:
             subs.append(s)
             continue
@@ -389,6 +401,24 @@ def revise(plan: Plan, failure: str) -> tuple[Plan, list[str]]:
             changes.append(f"{s.name}: episode {s.episode_length} -> {data['episode_length']} steps")
         subs.append(SubtaskSpec.model_validate(data))
     return Plan(task=plan.task, subtasks=subs), changes
+
+
+def _dropped_holds(plan: Plan, failed: set[str]) -> dict[str, str]:
+    """rl subtask -> the failed carry after it. A motion-planned subtask that moves a held object (`held`
+    in its success, a `carried` goal or a `lift`) fails when the grip slips, its path being planned, so the
+    rl subtask that made the hold is trained again with more budget rather than only slowing the carry."""
+    out: dict[str, str] = {}
+    for i, s in enumerate(plan.subtasks):
+        if s.name not in failed or s.controller != "motion_plan":
+            continue
+        goal = s.goal
+        carries = any(isinstance(p, Held) for p in s.success) or (
+            goal is not None and (goal.carried is not None or goal.lift is not None)
+        )
+        before = [b for b in plan.subtasks[:i] if b.controller == "rl"]
+        if carries and before:
+            out.setdefault(before[-1].name, s.name)
+    return out
 
 
 def _loosen(pred, offset) -> object:
