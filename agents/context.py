@@ -74,6 +74,14 @@ class AgentContext(BaseModel):
     pass_rate: float = Field(
         default=0.5, ge=0.0, le=1.0, description="A subtask passes when its evaluated success rate reaches this."
     )
+    improve_below: float = Field(
+        default=0.75,
+        ge=0.0,
+        le=1.0,
+        description="When the chained task succeeds less often than this, the rl subtask that passed furthest "
+        "below its target trains once more from its policy, and the task is chained again.",
+    )
+    max_improve: int = Field(default=1, ge=0, le=3, description="Such extra training rounds per run (0: none).")
     n_envs: int = Field(
         default=128,
         ge=1,

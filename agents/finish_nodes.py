@@ -83,6 +83,7 @@ def summary(state: AgentState, ctx: AgentContext, final: bool = True) -> dict:
         "task_success_rate": collected.get("task_success_rate"),
         "episodes": collected.get("episodes"),
         "env_steps": sum(a.get("env_steps", 0) for v in state.get("attempts", {}).values() for a in v),
+        "improved": state.get("improved", 0),
         "wall_s": round(time.time() - created, 1),
         "dataset": collected.get("dataset"),
         "video": collected.get("video"),

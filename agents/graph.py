@@ -5,6 +5,7 @@
                  +---------+                               |           +--- retry (<= K) -+
                                                            +--- re-decompose (once) ------+
     judge --all passed--> collect -> archive -> report;   judge --gave up--> archive -> report
+    collect --weak chain (once)--> train (the weakest rl subtask again) -> judge -> ... -> collect
 
 Nodes live in scene_nodes, train_nodes and finish_nodes; routers here are pure functions of the state.
 """
@@ -70,9 +71,14 @@ def after_judge(state: AgentState) -> Literal["write_reward", "train", "collect"
         return "write_reward"
     if decision == "redecompose":
         return "decompose"
-    if decision == "give_up":
+    if decision in ("give_up", "keep"):  # keep: a round of extra training measured worse, the earlier result stands
         return "archive"
     raise ValueError(f"judge ended with decision {decision!r}")
+
+
+def after_collect(state: AgentState) -> Literal["train", "archive"]:
+    """A weak chain trains its weakest rl subtask once more (its reward kept), else the run is archived."""
+    return "train" if state.get("decision") == "improve" else "archive"
 
 
 builder = StateGraph(AgentState, context_schema=AgentContext)
@@ -99,7 +105,7 @@ builder.add_conditional_edges("decompose", after_decompose)
 builder.add_edge("write_reward", "train")
 builder.add_edge("train", "judge")
 builder.add_conditional_edges("judge", after_judge)
-builder.add_edge("collect", "archive")
+builder.add_conditional_edges("collect", after_collect)
 builder.add_edge("archive", "report")
 builder.add_edge("report", END)
 

@@ -65,8 +65,11 @@ class AgentState(TypedDict, total=False):
     passed: dict[str, Attempt]  # subtask -> the attempt that passed
     failure: str | None  # why the current subtask or plan failed
     reflection: str | None  # the reward-writer's reasoning for a rewritten reward (goes with the next attempt)
-    decision: str  # after judge: next | retry | redecompose | give_up
+    decision: str  # after judge: next | retry | redecompose | give_up | keep; after collect: improve
     collect: dict
+    improved: int  # extra training rounds after a weak chained result (AgentContext.max_improve)
+    improving: str | None  # the subtask being trained again in such a round
+    kept: dict | None  # what that round may fall back to: {"passed": ..., "collect": ...}
     status: str  # running | succeeded | failed
     reason: str | None
     node_path: Annotated[list[str], operator.add]

@@ -3,7 +3,9 @@
 Subtasks are worked on one at a time (`current`). An rl subtask gets a reward program, is trained in a
 worker and judged by its evaluated success rate; a failed one gets its reward rewritten with the
 training statistics (up to K times), then the task is decomposed afresh once. A subtask that passed is
-never trained again, also not after a crash and `dexforge resume`.
+not trained again, also not after a crash and `dexforge resume`, except once when the chained task is
+weak (below `improve_below`): the rl subtask furthest below its target then trains on from its policy, and
+the round is dropped, keeping the earlier result, if that subtask or a later one then measures worse.
 """
 
 from __future__ import annotations
@@ -291,6 +293,23 @@ def judge(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     last = state["attempts"][sub.name][-1]
     ok = not last.get("error") and last.get("success_rate", 0.0) >= ctx.pass_rate and last.get("end_states")
     update: dict = {"node_path": ["judge"], "reflection": None}
+    kept = state.get("kept")
+    if kept and state.get("improving"):  # a round of extra training after a weak chain: never end worse off
+        before = kept["passed"].get(sub.name, {}).get("success_rate", 0.0)
+        if not ok or (sub.name == state["improving"] and last.get("success_rate", 0.0) < before):
+            why = f"'{sub.name}' measured {last.get('success_rate', 0.0):.0%} after training again (was {before:.0%})"
+            log_event(state["run_dir"], "improve_dropped", subtask=sub.name, why=why)
+            progress(event="improve_dropped", subtask=sub.name, why=why)
+            return {
+                **update,
+                "passed": kept["passed"],
+                "collect": kept["collect"],
+                "status": kept["status"],
+                "reason": kept["reason"],
+                "improving": None,
+                "kept": None,
+                "decision": "keep",
+            }
     if ok:
         passed = {**state.get("passed", {}), sub.name: last}
         progress(event="judge", subtask=sub.name, passed=True, success_rate=last["success_rate"])
@@ -330,9 +349,20 @@ def judge(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     return {**update, "failure": reason, "status": "failed", "reason": reason, "decision": "give_up"}
 
 
+def weakest(plan: Plan, passed: dict) -> str | None:
+    """The rl subtask that passed furthest below its target success (None when each met its target)."""
+    short = [
+        (passed[s.name].get("success_rate", 0.0) - s.target_success, i, s.name)
+        for i, s in enumerate(plan.subtasks)
+        if s.controller == "rl" and s.name in passed and passed[s.name].get("success_rate", 0.0) < s.target_success
+    ]
+    return min(short)[2] if short else None
+
+
 def collect(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     ctx = runtime.context
     plan = _plan(state)
+    improved = state.get("improved", 0)
     checkpoints = {
         s.name: str(Path(state["run_dir"]) / state["passed"][s.name]["checkpoint"])
         for s in plan.subtasks
@@ -344,7 +374,7 @@ def collect(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
                 collect_tool,
                 spec_yaml=state["spec_yaml"],
                 plan_yaml=plan.to_yaml(),
-                out_dir=str(Path(state["run_dir"]) / "collect"),
+                out_dir=str(Path(state["run_dir"]) / ("collect" if not improved else f"collect{improved + 1}")),
                 checkpoints=checkpoints,
                 n_envs=ctx.n_envs,
                 eval_episodes=ctx.eval_episodes,
@@ -365,4 +395,28 @@ def collect(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     rate = value.task_success_rate
     status = "succeeded" if rate > 0 else "failed"
     reason = None if rate > 0 else "every subtask passed alone, but no chained episode succeeded"
-    return {"collect": result, "status": status, "reason": reason, "node_path": ["collect"]}
+    done = {"collect": result, "status": status, "reason": reason, "node_path": ["collect"]}
+    again = weakest(plan, state["passed"]) if rate < ctx.improve_below and improved < ctx.max_improve else None
+    if again is None:
+        return {**done, "improving": None, "kept": None, "decision": "done"}
+    # a weak chain: train the weakest rl subtask once more (from its policy, with its own seed), chain again
+    index = [s.name for s in plan.subtasks].index(again)
+    earlier = {s.name for s in plan.subtasks[:index]}
+    why = (
+        f"the chained task succeeded {rate:.0%} (< {ctx.improve_below:.0%}); '{again}' passed at "
+        f"{state['passed'][again]['success_rate']:.0%}, short of its target {plan.subtasks[index].target_success:.0%}"
+    )
+    log_event(state["run_dir"], "improve", subtask=again, why=why)
+    progress(event="improve", subtask=again, why=why)
+    return {
+        **done,
+        "status": "running",
+        "kept": {"passed": state["passed"], "collect": result, "status": status, "reason": reason},
+        "passed": {k: v for k, v in state["passed"].items() if k in earlier},
+        "current": index,
+        "improved": improved + 1,
+        "improving": again,
+        "retries": 0,
+        "reward_errors": 0,
+        "decision": "improve",
+    }

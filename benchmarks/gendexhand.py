@@ -128,6 +128,7 @@ def run_result(task: str, seed: int, home: Path, wall: float | None = None, kill
         "rl_env_steps": summary.get("env_steps"),
         "retries": retries,
         "redecompositions": max(0, len(summary.get("plans", [])) - 1),
+        "improved": summary.get("improved", 0),
         "wall_s": wall,
         "within_15_min": wall is not None and wall <= 900,
         "run_dir": str(run_dir),

@@ -27,7 +27,15 @@ from dexforge.sim.spec import TaskSpec
 
 pytestmark = pytest.mark.genesis
 
-TINY = {"n_envs": 8, "rl_budget": 1024, "eval_episodes": 8, "video": False, "max_retries": 1, "max_redecompose": 0}
+TINY = {
+    "n_envs": 8,
+    "rl_budget": 1024,
+    "eval_episodes": 8,
+    "video": False,
+    "max_retries": 1,
+    "max_redecompose": 0,
+    "max_improve": 0,
+}
 
 
 def lift_spec() -> TaskSpec:

@@ -19,7 +19,15 @@ from dexforge.cli import app
 from dexforge.evals.scripted import ScriptedOpenAI, image_urls
 from dexforge.home import DexforgeError
 
-TINY = {"n_envs": 8, "rl_budget": 1024, "eval_episodes": 8, "video": False, "max_retries": 0, "max_redecompose": 0}
+TINY = {
+    "n_envs": 8,
+    "rl_budget": 1024,
+    "eval_episodes": 8,
+    "video": False,
+    "max_retries": 0,
+    "max_redecompose": 0,
+    "max_improve": 0,
+}
 MODEL_VARS = ("DEXFORGE_BASE_URL", "DEXFORGE_PROPOSER_BASE_URL", "DEXFORGE_CHAT_BASE_URL", "DEXFORGE_CHAT_MODEL")
 
 
