@@ -128,3 +128,21 @@ def test_a_round_that_measures_better_goes_on_down_the_chain(tmp_path, chained):
 def test_the_graph_goes_from_collect_to_train_or_to_the_archive():
     edges = {(e.source, e.target) for e in G.graph.get_graph().edges}
     assert {("collect", "train"), ("collect", "archive"), ("judge", "archive")} <= edges
+
+
+@pytest.mark.parametrize(("before", "warm"), [(0.04, False), (0.0, False), (0.3, True), (0.72, True)])
+def test_a_retry_continues_from_a_policy_that_learnt_the_skill_in_part(tmp_path, monkeypatch, before, warm):
+    from dexforge.tools.common import ToolFailed
+
+    seen: list[dict] = []
+
+    def fake_call(tool, **kwargs):
+        seen.append(kwargs)
+        raise ToolFailed("train_subtask", "stopped by the test")
+
+    monkeypatch.setattr(train_nodes, "call_tool", fake_call)
+    state = state_after_training(tmp_path, grasp=before)
+    state["current"] = 1
+    train_nodes.train(state, SimpleNamespace(context=AgentContext(memory=False, warm_start=False)))
+    expected = str(tmp_path / "grasp0.pt") if warm else None
+    assert seen[0]["init_checkpoint"] == expected and seen[0]["attempt"] == 1
