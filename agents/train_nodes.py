@@ -4,8 +4,9 @@ Subtasks are worked on one at a time (`current`). An rl subtask gets a reward pr
 worker and judged by its evaluated success rate; a failed one gets its reward rewritten with the
 training statistics (up to K times), then the task is decomposed afresh once. A subtask that passed is
 not trained again, also not after a crash and `dexforge resume`, except once when the chained task is
-weak (below `improve_below`): the rl subtask furthest below its target then trains on from its policy, and
-the round is dropped, keeping the earlier result, if that subtask or a later one then measures worse.
+weak (below `improve_below`): the rl subtask furthest below its target then trains on from its policy for
+half its budget, and the round is dropped, keeping the earlier result, if that subtask or a later one then
+measures worse.
 """
 
 from __future__ import annotations
@@ -154,11 +155,26 @@ def write_reward(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     }
 
 
+IMPROVE_SHARE = 0.5  # of its budget, for a subtask trained again after a weak chain (it starts from its policy)
+
+
+def _improve_budget(plan: Plan, name: str) -> Plan:
+    subs = []
+    for s in plan.subtasks:
+        if s.name == name and s.controller == "rl":
+            steps = max(int(s.budget.env_steps * IMPROVE_SHARE), 1)
+            s = s.model_copy(update={"budget": s.budget.model_copy(update={"env_steps": steps})})
+        subs.append(s)
+    return plan.model_copy(update={"subtasks": subs})
+
+
 def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     ctx = runtime.context
     plan = _plan(state)
     index = state["current"]
     sub = plan.subtasks[index]
+    if state.get("improving") == sub.name and state.get("kept"):  # more of what passed, not a new start
+        plan = _improve_budget(plan, sub.name)
     attempts = {k: list(v) for k, v in state.get("attempts", {}).items()}
     history = attempts.setdefault(sub.name, [])
     out_dir = Path(state["run_dir"]) / "subtasks" / sub.name / f"attempt{len(history)}"

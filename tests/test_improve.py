@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from dexforge.agents import graph as G
 from dexforge.agents import train_nodes
@@ -146,3 +147,21 @@ def test_a_retry_continues_from_a_policy_that_learnt_the_skill_in_part(tmp_path,
     train_nodes.train(state, SimpleNamespace(context=AgentContext(memory=False, warm_start=False)))
     expected = str(tmp_path / "grasp0.pt") if warm else None
     assert seen[0]["init_checkpoint"] == expected and seen[0]["attempt"] == 1
+
+
+def test_a_round_of_extra_training_gets_half_the_budget_and_starts_from_the_policy(tmp_path, chained, monkeypatch):
+    from dexforge.tools.common import ToolFailed
+
+    state = state_after_training(tmp_path, grasp=0.72)
+    state.update(train_nodes.collect(state, runtime()))
+    seen: list[dict] = []
+
+    def fake_call(tool, **kwargs):
+        seen.append(kwargs)
+        raise ToolFailed("train_subtask", "stopped by the test")
+
+    monkeypatch.setattr(train_nodes, "call_tool", fake_call)
+    train_nodes.train(state, runtime(warm_start=False))
+    sent = Plan.model_validate(yaml.safe_load(seen[0]["plan_yaml"]))
+    assert sent.subtasks[1].budget.env_steps == PLAN.subtasks[1].budget.env_steps // 2
+    assert seen[0]["init_checkpoint"] == str(tmp_path / "grasp0.pt") and seen[0]["attempt"] == 1
