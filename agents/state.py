@@ -22,6 +22,7 @@ class SpecVersion(TypedDict, total=False):
 
 class Attempt(TypedDict, total=False):
     attempt: int
+    plan: int  # the plan version (number of plans so far) it was trained under
     reward: str | None  # path of reward.py, relative
     stats: str | None  # path of stats.jsonl, relative
     success_rate: float

@@ -180,13 +180,26 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     out_dir = Path(state["run_dir"]) / "subtasks" / sub.name / f"attempt{len(history)}"
     done_file = out_dir / "outcome.json"
     start = _start_states(state, plan, index)
-    attempt: Attempt = {"attempt": len(history), "reflection": state.get("reflection"), "error": None}
+    attempt: Attempt = {
+        "attempt": len(history),
+        "reflection": state.get("reflection"),
+        "error": None,
+        "plan": len(state.get("plans", [])),
+    }
     # a retry continues from the last attempt's policy when it had learnt the skill in part (new reward, same
     # joints): half the pass rate at least. One that succeeded now and then has settled on a wrong habit
     # (knocking the object away, staying off it) that further training did not leave; a fresh start with a
     # new seed did (apple tuning seed 101: 4%, then 0% warm-started; bottle: 0%, then 100% from scratch)
+    # A fresh plan that changed the subtask (it failed again and again, or a carry after it dropped what it
+    # held) starts it afresh too: continuing the policy gave the same habit back (apple tuning seed 101: the
+    # grasp warm-started after its transport held 0% passed at once, and the transport then held 42%).
     floor = max(ctx.pass_rate / 2, 1e-9)
-    learnt = [a for a in history if a.get("checkpoint") and a.get("success_rate", 0.0) >= floor]
+    version = len(state.get("plans", []))
+    learnt = [
+        a
+        for a in history
+        if a.get("checkpoint") and a.get("success_rate", 0.0) >= floor and a.get("plan", version) == version
+    ]
     init = str(Path(state["run_dir"]) / learnt[-1]["checkpoint"]) if learnt else None
     attempt["warm_start"] = rel(state["run_dir"], init) if init else None
     # otherwise from the stored policy of the most similar subtask trained before, if one fits

@@ -165,3 +165,23 @@ def test_a_round_of_extra_training_gets_half_the_budget_and_starts_from_the_poli
     sent = Plan.model_validate(yaml.safe_load(seen[0]["plan_yaml"]))
     assert sent.subtasks[1].budget.env_steps == PLAN.subtasks[1].budget.env_steps // 2
     assert seen[0]["init_checkpoint"] == str(tmp_path / "grasp0.pt") and seen[0]["attempt"] == 1
+
+
+def test_a_subtask_changed_by_a_fresh_plan_starts_afresh(tmp_path, monkeypatch):
+    from dexforge.tools.common import ToolFailed
+
+    seen: list[dict] = []
+
+    def fake_call(tool, **kwargs):
+        seen.append(kwargs)
+        raise ToolFailed("train_subtask", "stopped by the test")
+
+    monkeypatch.setattr(train_nodes, "call_tool", fake_call)
+    ctx = SimpleNamespace(context=AgentContext(memory=False, warm_start=False))
+    for plans, warm in ((["plan_v1.yaml"], True), (["plan_v1.yaml", "plan_v2.yaml"], False)):
+        state = state_after_training(tmp_path, grasp=1.0)
+        state["attempts"]["grasp"][0]["plan"] = 1  # trained under the first plan
+        state.update(current=1, plans=plans)
+        out = train_nodes.train(state, ctx)
+        assert (seen[-1]["init_checkpoint"] is not None) == warm
+        assert out["attempts"]["grasp"][-1]["plan"] == len(plans)
