@@ -2,9 +2,10 @@
 
 For each task ("Open Cabinet", "Pick up bottle", "Put apple into bowl") and seed, runs
   dexforge run "<sentence>" --seed S --episodes 128 --json --no-render --no-video
-in a fresh, empty DEXFORGE_HOME (no memory, no stored policies), and reports whole-task success over the
-chained episodes from the initial layout, per-subtask success, RL env steps, wall time, retries (reward
-rewrites) and re-decompositions used, and each subtask's stop reason; then per-task and overall means.
+in a fresh, empty DEXFORGE_HOME (no memory, no stored policies; compiled kernels are shared, see --kernels),
+and reports whole-task success over the chained episodes from the initial layout, per-subtask success, RL env
+steps, wall time, retries (reward rewrites) and re-decompositions used, and each subtask's stop reason; then
+per-task and overall means.
 
 `--baselines` adds, per task and seed, GenDexHand's controls built from that run's own spec and plan
 (`dexforge.policies.baselines`), with one total RL env budget for every variant:
@@ -38,6 +39,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from dexforge.home import KERNEL_CACHE_ENV, kernel_cache_dir
+
 TASKS = {"open": "Open Cabinet", "bottle": "Pick up bottle", "apple": "Put apple into bowl"}
 GENDEXHAND = {  # GenDexHand (arXiv 2511.01791), Table: success with motion planning + RL, and plain RL
     "open": {"gendexhand": 1.0},
@@ -59,14 +62,17 @@ def run_task(task: str, seed: int, args: argparse.Namespace, root: Path) -> dict
     home.mkdir(parents=True, exist_ok=True)
     cmd = [dexforge_bin(), "run", TASKS[task], "--seed", str(seed), "--episodes", str(args.episodes), "--json"]
     cmd += ["--envs", str(args.envs), "--no-render", "--no-video"]
-    env = {**os.environ, "DEXFORGE_HOME": str(home)}
+    # an empty home has no memory, but compiled kernels are shared: the target counts once they are compiled
+    env = {**os.environ, "DEXFORGE_HOME": str(home), KERNEL_CACHE_ENV: str(args.kernels)}
+    warm = any(Path(args.kernels).iterdir())
     for var in ("DEXFORGE_BASE_URL", "DEXFORGE_MODEL"):  # the offline reasoner, whatever the shell says
         env.pop(var, None)
     t0 = time.time()
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:  # what it did so far, from its run folder
-        return run_result(task, seed, home, round(time.time() - t0, 1), f"timeout after {args.timeout:.0f} s")
+        out = run_result(task, seed, home, round(time.time() - t0, 1), f"timeout after {args.timeout:.0f} s")
+        return {**out, "kernels_warm": warm}
     wall = round(time.time() - t0, 1)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:
@@ -74,11 +80,12 @@ def run_task(task: str, seed: int, args: argparse.Namespace, root: Path) -> dict
         return {"task": task, "seed": seed, "status": "crashed", "rc": done.returncode, "wall_s": wall, "tail": tail}
     out = json.loads(lines[-1])
     print(
-        f"  {task} seed {seed}: {out['status']}, whole-task {out.get('task_success_rate')}, {wall} s",
+        f"  {task} seed {seed}: {out['status']}, whole-task {out.get('task_success_rate')}, {wall} s"
+        + ("" if warm else " (kernels compiled in this run)"),
         file=sys.stderr,
         flush=True,
     )
-    return run_result(task, seed, home, wall)
+    return {**run_result(task, seed, home, wall), "kernels_warm": warm}
 
 
 def run_result(task: str, seed: int, home: Path, wall: float | None = None, killed: str | None = None) -> dict:
@@ -200,8 +207,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="Folder for the runs' homes (default: a temp folder).")
     ap.add_argument("--runs-from", type=Path, default=None, help="Reuse the runs of an earlier JSON report.")
     ap.add_argument("--collect", type=Path, default=None, help="Report the runs already under this --out folder.")
+    ap.add_argument(
+        "--kernels",
+        type=Path,
+        default=None,
+        help="Compiled-kernel cache every run shares (default: $DEXFORGE_KERNEL_CACHE or your home's). The first "
+        "run on a fresh machine compiles for 2-3 min; its JSON says so (kernels_warm false).",
+    )
     ap.add_argument("--baselines-for", default=None, help=argparse.SUPPRESS)  # one run's controls, JSON out
     args = ap.parse_args()
+    args.kernels = args.kernels or kernel_cache_dir()
+    args.kernels.mkdir(parents=True, exist_ok=True)
     if args.baselines_for:
         print(json.dumps(run_baselines({"run_dir": args.baselines_for}, args)))
         return
