@@ -52,6 +52,10 @@ class PPOConfig:
     idles at 10-20% for a while before it takes off)."""
     min_iterations: int = 5
     """Never stop before this many iterations."""
+    no_learning_share: float | None = None
+    """Stop (`no_learning`) once this share of the env budget is spent and no window of episodes has seen a
+    single success; None: never. Subtask training sets 0.5: a retry with a fresh seed uses the rest better
+    (the bottle's grasp, seed 0: 0% through all 600k steps, its grasp term still 0.0 at 300k)."""
     checkpoint_every: int = 20
     """Iterations between checkpoints (a final one is always written)."""
     seed: int = 0
@@ -197,6 +201,7 @@ def train_ppo(
     wrapped.env_steps = steps_before
     t0 = time.time()
     best, since_best, stop_reason = max([h["success_rate"] or 0.0 for h in history] or [0.0]), 0, "budget"
+    peak = best  # the highest success rate any window has seen (no_learning_share)
     steps_to_half = next((h["env_steps"] for h in history if (h["success_rate"] or 0) >= 0.5), None)
     window: list[bool] = []  # the last `success_window` episode outcomes
     timestep = start_iteration * cfg.rollouts
@@ -258,6 +263,15 @@ def train_ppo(
             break
         if iteration - start_iteration >= cfg.min_iterations and since_best >= cfg.plateau_iterations:
             stop_reason = "plateau"
+            break
+        peak = max(peak, rate or 0.0)
+        if (
+            cfg.no_learning_share is not None
+            and iteration - start_iteration >= cfg.min_iterations
+            and peak <= 0.0
+            and wrapped.env_steps >= cfg.no_learning_share * max_env_steps
+        ):
+            stop_reason = "no_learning"
             break
         if wrapped.env_steps >= max_env_steps or time.time() - t0 >= max_wall_s:
             stop_reason = "budget"

@@ -92,3 +92,21 @@ def test_a_warm_start_keeps_the_policy_and_restarts_the_counters(env, tmp_path):
     assert warm.iterations == 5 and warm.env_steps == 16 * 32 * 5  # counters start from zero
     mean = lambda r: sum(h["reward_mean"] for h in r.history) / len(r.history)  # noqa: E731
     assert mean(warm) > 1.2 * mean(cold), (mean(warm), mean(cold))
+
+
+def test_a_task_never_once_achieved_stops_at_the_no_learning_share(env, tmp_path):
+    """`no_learning_share`: no success in any window by that share of the budget stops training early; without
+    the setting, the same run goes on to its budget."""
+    budget = 16 * 32 * 12
+    out_of_reach = Reached(object="cube", offset=(0.0, 0.0, 1.0), tolerance=0.001)  # 1 m above, in 0.4 s
+    env.configure(success=[out_of_reach])
+    try:
+        cfg = PPOConfig(rollouts=16, plateau_iterations=1000, no_learning_share=0.5)
+        stopped = train_ppo(env, reach_reward, tmp_path / "n", cfg=cfg, target_success=0.8, max_env_steps=budget)
+        plain = PPOConfig(rollouts=16, plateau_iterations=1000)
+        full = train_ppo(env, reach_reward, tmp_path / "f", cfg=plain, target_success=0.8, max_env_steps=budget)
+    finally:
+        env.configure(success=env.spec.success)
+    assert stopped.stop_reason == "no_learning" and stopped.env_steps == budget // 2, stopped.stop_reason
+    assert all(not h["success_rate"] for h in stopped.history)
+    assert full.stop_reason == "budget" and full.env_steps == budget
