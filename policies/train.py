@@ -96,7 +96,7 @@ ATTEMPT_SEED_STRIDE = 1000
 NO_LEARNING_SHARE = 0.5
 """An rl subtask stops (`no_learning`) after half its budget without one success: the retry that follows
 starts afresh with another seed, sooner (the bottle's grasp, seed 0: 0% through 600k steps, its grasp term
-still 0.0 at 300k; no attempt seen in tuning passed after 0% at half its budget)."""
+still 0.0 at 300k; no attempt looked at passed after 0% at half its budget)."""
 
 
 def rl_seed(spec_seed: int, attempt: int) -> int:
