@@ -117,6 +117,7 @@ class SkrlHandEnv(_skrl_wrapper_base()):
         self.component_sums: dict[str, float] = {}
         self.episode_components = EpisodeComponentTracker(env.num_envs, env.device)
         self.reward_sum = 0.0
+        self.success_steps = 0  # env steps at which the task's success held, since the last drain
         self.samples = 0
         self.env_steps = 0
         self.rollout_threads: int | None = None  # torch threads while stepping (None: as set)
@@ -165,6 +166,7 @@ class SkrlHandEnv(_skrl_wrapper_base()):
             self.outcomes += out.success[whole].tolist()
             self.counted |= done
         self.reward_sum += float(out.reward.sum())
+        self.success_steps += int(out.success.sum())
         for k, v in out.components.items():
             self.component_sums[k] = self.component_sums.get(k, 0.0) + float(v.float().sum())
         self.samples += self.num_envs
@@ -198,15 +200,19 @@ class SkrlHandEnv(_skrl_wrapper_base()):
         return None
 
     def drain(self) -> dict:
-        """Statistics since the last drain: episodes, success rate, mean reward and components per step, and
-        (`episode_components`) each component's mean per step over the episodes that ended, by outcome."""
+        """Statistics since the last drain: episodes, success rate, mean reward and components per step,
+        `step_success` (the share of env steps at which success held, at any point of an episode: a policy
+        that reaches the goal but does not yet end there shows here first), and (`episode_components`)
+        each component's mean per step over the episodes that ended, by outcome."""
         n = max(self.samples, 1)
         stats = {
             "episodes": len(self.outcomes),
             "outcomes": self.outcomes,
+            "step_success": self.success_steps / n,
             "reward_mean": self.reward_sum / n,
             "components": {k: v / n for k, v in self.component_sums.items()},
             "episode_components": self.episode_components.drain(),
         }
         self.outcomes, self.component_sums, self.reward_sum, self.samples = [], {}, 0.0, 0
+        self.success_steps = 0
         return stats

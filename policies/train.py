@@ -94,9 +94,10 @@ def make_controller(sub: SubtaskSpec, act=None):
 
 ATTEMPT_SEED_STRIDE = 1000
 NO_LEARNING_SHARE = 0.5
-"""An rl subtask stops (`no_learning`) after half its budget without one success: the retry that follows
-starts afresh with another seed, sooner (the bottle's grasp, seed 0: 0% through 600k steps, its grasp term
-still 0.0 at 300k; no attempt looked at passed after 0% at half its budget)."""
+"""An rl subtask stops (`no_learning`) after half its budget when success has not held at a single step:
+the retry that follows starts afresh with another seed, sooner (the bottle's grasp, seed 0: 0% through 600k
+steps, not one step of success by 300k; a retry with success at 6% of its steps and no episode yet
+ending in it by then was rising). See `dexforge.policies.ppo.no_learning`."""
 
 
 def rl_seed(spec_seed: int, attempt: int) -> int:

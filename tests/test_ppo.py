@@ -108,5 +108,26 @@ def test_a_task_never_once_achieved_stops_at_the_no_learning_share(env, tmp_path
     finally:
         env.configure(success=env.spec.success)
     assert stopped.stop_reason == "no_learning" and stopped.env_steps == budget // 2, stopped.stop_reason
-    assert all(not h["success_rate"] for h in stopped.history)
+    assert all(not h["success_rate"] and h["step_success"] == 0.0 for h in stopped.history)
     assert full.stop_reason == "budget" and full.env_steps == budget
+
+
+def test_training_stats_count_the_steps_at_which_success_held(env):
+    """`step_success`: the share of env steps with the task's success, which no_learning reads beside the
+    episodes' outcomes (a policy can reach the goal before it ends an episode there)."""
+    from dexforge.policies.skrl_env import SkrlHandEnv
+
+    shares = {}
+    at_the_palm, out_of_reach = (-0.2, 0.1, 0.175), (0.0, 0.0, 1.0)  # the palm starts at (-0.2, 0.1, 0.2)
+    for name, offset, tolerance in (("everywhere", at_the_palm, 0.5), ("nowhere", out_of_reach, 0.001)):
+        env.configure(success=[Reached(object="cube", offset=offset, tolerance=tolerance)])
+        try:
+            wrapped = SkrlHandEnv(env, reach_reward)
+            wrapped.reset()
+            for _ in range(3):
+                wrapped.step(torch.zeros(env.num_envs, env.num_actions))
+            shares[name] = wrapped.drain()["step_success"]
+            assert wrapped.drain()["step_success"] == 0.0  # drained
+        finally:
+            env.configure(success=env.spec.success)
+    assert shares == {"everywhere": 1.0, "nowhere": 0.0}
