@@ -9,7 +9,10 @@ Prints JSON: env-steps/s of
   (policies.envgroups, what `dexforge run` uses on a CPU machine).
 Ratios: ppo_in_process / raw (target >= 0.6) and ppo_groups / ppo_one_core (target >= 1.6).
 Runs are interleaved (`--repeats`), the best of each counts.
-Usage: python benchmarks/train_throughput.py [--envs 128] [--iterations 20] [--repeats 3]
+`--beside-busy N` keeps N busy processes (a spinning Python loop each) running through the measurement: a
+machine that does something else too. OpenMP's wait policy is dexforge's default (PASSIVE) unless
+OMP_WAIT_POLICY is set; the JSON says which ran.
+Usage: python benchmarks/train_throughput.py [--envs 128] [--iterations 20] [--repeats 3] [--beside-busy 0]
 """
 
 from __future__ import annotations
@@ -19,17 +22,18 @@ import contextlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 
 @contextlib.contextmanager
 def one_core():
     """This process on one core and one torch thread, for the block."""
+    import torch
+
     cpus, threads = os.sched_getaffinity(0), torch.get_num_threads()
     os.sched_setaffinity(0, {min(cpus)})
     torch.set_num_threads(1)
@@ -41,11 +45,25 @@ def one_core():
 
 
 def main() -> dict:
+    import dexforge  # noqa: F401  (first: it sets how OpenMP threads wait, before torch loads)
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", type=int, default=128)
     parser.add_argument("--iterations", type=int, default=20, help="PPO iterations (16 steps each)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the best of each counts")
+    parser.add_argument("--beside-busy", type=int, default=0, help="busy processes running beside the measurement")
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        for _ in range(args.beside_busy):
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            stack.callback(busy.wait)
+            stack.callback(busy.kill)
+        return measure(args)
+
+
+def measure(args: argparse.Namespace) -> dict:
+    import torch
+
     from dexforge.policies.envgroups import EnvGroups, cores
     from dexforge.policies.ppo import PPOConfig, train_ppo
     from dexforge.policies.rewards.sandbox import compile_reward
@@ -91,6 +109,8 @@ def main() -> dict:
         "groups": groups.sizes,
         "steps_per_env": steps,
         "repeats": args.repeats,
+        "beside_busy": args.beside_busy,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "ppo": {
             "rollouts": cfg.rollouts,
             "learning_epochs": cfg.learning_epochs,

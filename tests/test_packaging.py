@@ -44,3 +44,20 @@ def test_home_follows_dexforge_home(monkeypatch, tmp_path):
     assert home.home() == tmp_path / "h"
     assert home.runs_dir().is_relative_to(tmp_path / "h")
     assert home.kernel_cache_dir().is_relative_to(tmp_path / "h")
+
+
+def test_openmp_threads_wait_passively_unless_asked_otherwise():
+    """Every dexforge process (and so its children) asks OpenMP for sleeping waiters before torch loads; a
+    user's own OMP_WAIT_POLICY stands."""
+    import os
+    import subprocess
+    import sys
+
+    probe = "import dexforge, os, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["PASSIVE"]
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True, text=True
+    )
+    assert out.stdout.split() == ["ACTIVE"]
