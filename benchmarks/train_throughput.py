@@ -6,8 +6,11 @@ Prints JSON: env-steps/s of
   to one core (sched_setaffinity) and one torch thread;
 - ppo_in_process: the same with every core allowed (torch uses them in the update; Genesis steps on one);
 - ppo_groups: the envs split into one group per core, stepped side by side in worker processes
-  (policies.envgroups, what `dexforge run` uses on a CPU machine).
-Ratios: ppo_in_process / raw (target >= 0.6) and ppo_groups / ppo_one_core (target >= 1.6).
+  (policies.envgroups, what `dexforge run` uses on a CPU machine);
+- ppo_groups_overlap: the same, with each rollout's update running while the next rollout is collected
+  (PPOConfig.overlap: one update of policy lag).
+Ratios: ppo_in_process / raw (target >= 0.6) and ppo_groups / ppo_one_core (target >= 1.6), and
+ppo_groups_overlap / ppo_one_core.
 Runs are interleaved (`--repeats`), the best of each counts.
 `--beside-busy N` keeps N busy processes (a spinning Python loop each) running through the measurement: a
 machine that does something else too. OpenMP's wait policy is dexforge's default (PASSIVE) unless
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -82,12 +86,15 @@ def measure(args: argparse.Namespace) -> dict:
     steps = 16 * args.iterations
     budget = steps * args.envs
     gen = torch.Generator().manual_seed(0)
-    times: dict[str, list[float]] = {"raw": [], "ppo_one_core": [], "ppo_in_process": [], "ppo_groups": []}
+    names = ("raw", "ppo_one_core", "ppo_in_process", "ppo_groups", "ppo_groups_overlap")
+    times: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as tmp, EnvGroups(env, source, groups=n_cores) as groups:
 
-        def ppo(name: str, stepper=None) -> float:
+        def ppo(name: str, stepper=None, overlap: bool = False) -> float:
             t0 = time.perf_counter()
-            train_ppo(env, reward, Path(tmp) / name, cfg=cfg, target_success=2.0, max_env_steps=budget, stepper=stepper)
+            run_cfg = dataclasses.replace(cfg, overlap=overlap)
+            out = Path(tmp) / name
+            train_ppo(env, reward, out, cfg=run_cfg, target_success=2.0, max_env_steps=budget, stepper=stepper)
             return time.perf_counter() - t0
 
         ppo("warm", groups)  # first calls import and allocate
@@ -101,6 +108,7 @@ def measure(args: argparse.Namespace) -> dict:
                 times["ppo_one_core"].append(ppo(f"one{rep}"))
             times["ppo_in_process"].append(ppo(f"in{rep}"))
             times["ppo_groups"].append(ppo(f"groups{rep}", groups))
+            times["ppo_groups_overlap"].append(ppo(f"overlap{rep}", groups, overlap=True))
     rate = {k: budget / min(v) for k, v in times.items()}
     return {
         "benchmark": "train_throughput",
@@ -121,6 +129,7 @@ def measure(args: argparse.Namespace) -> dict:
         "target_ratio_in_process_to_raw": 0.6,
         "two_cores_to_one": round(rate["ppo_groups"] / rate["ppo_one_core"], 3),
         "groups_to_in_process": round(rate["ppo_groups"] / rate["ppo_in_process"], 3),
+        "overlap_to_one": round(rate["ppo_groups_overlap"] / rate["ppo_one_core"], 3),
         "target_two_cores_to_one": 1.6,
         "meets_targets": (
             rate["ppo_in_process"] / rate["raw"] >= 0.6 and rate["ppo_groups"] / rate["ppo_one_core"] >= 1.6

@@ -66,6 +66,11 @@ class PPOConfig:
     an episode (with all envs in lockstep, a batch sees one phase only and PPO oscillates)."""
     success_window: int = 64
     """Episodes over which the training success rate is measured (the stopping rules use it)."""
+    overlap: bool = False
+    """Learn from rollout k while rollout k+1 is collected (env groups only, else ignored): the update runs in a
+    thread of this process while the groups' workers step, so the machine's cores are not idle during it. The
+    price is one update of policy lag: rollout k+1 is acted by the policy from before rollout k's update (PPO's
+    ratio uses the log-probabilities recorded at acting time, so the objective stays on the acting policy)."""
 
     def resolved_mini_batches(self, num_envs: int) -> int:
         if self.mini_batches is not None:
@@ -121,7 +126,9 @@ class TrainResult:
     best_checkpoint: Path | None = None  # the policy at its best training success rate
 
 
-def build_agent(wrapped: SkrlHandEnv, cfg: PPOConfig, run_dir: Path, memory_size: int | None = None):
+def build_agent(
+    wrapped: SkrlHandEnv, cfg: PPOConfig, run_dir: Path, memory_size: int | None = None, track: bool = True
+):
     from skrl.agents.torch.ppo import PPO, PPO_CFG
     from skrl.memories.torch import RandomMemory
     from skrl.resources.preprocessors.torch import RunningStandardScaler
@@ -150,7 +157,7 @@ def build_agent(wrapped: SkrlHandEnv, cfg: PPOConfig, run_dir: Path, memory_size
     )
     agent_cfg.experiment.directory = str(run_dir)
     agent_cfg.experiment.experiment_name = "tb"
-    agent_cfg.experiment.write_interval = cfg.rollouts
+    agent_cfg.experiment.write_interval = cfg.rollouts if track else 0
     agent_cfg.experiment.checkpoint_interval = 0  # checkpoints are written by train_ppo
     agent = PPO(
         models=models,
@@ -204,6 +211,7 @@ def train_ppo(
     (run_dir / "ppo_config.json").write_text(json.dumps(saved, indent=2))
     wrapped = stepper if stepper is not None else SkrlHandEnv(env, reward_fn, pre_step)
     agent = build_agent(wrapped, cfg, run_dir)
+    overlap = cfg.overlap and stepper is not None
     start_iteration, history, steps_before = 0, [], 0
     if init is not None and resume is None:  # warm start: the networks and normalisers, counters from zero
         agent.load(str(init))
@@ -222,10 +230,13 @@ def train_ppo(
     iteration = start_iteration
     stats_file = (run_dir / "stats.jsonl").open("a")
     learn_threads = torch.get_num_threads()
+    learner = _Overlapped(agent, wrapped, cfg, run_dir) if overlap else None
     while True:
-        if wrapped.rollout_threads:
+        if learner is not None:  # acted by the actor's copy while the last rollout's update runs
+            observations, timestep = learner.rollout(observations, timestep)
+        if wrapped.rollout_threads and learner is None:
             torch.set_num_threads(wrapped.rollout_threads)
-        for step in range(cfg.rollouts):
+        for step in range(cfg.rollouts if learner is None else 0):
             agent.pre_interaction(timestep=timestep, timesteps=1 << 40)
             with torch.no_grad():
                 actions, _ = agent.act(observations, None, timestep=timestep, timesteps=1 << 40)
@@ -269,7 +280,11 @@ def train_ppo(
             since_best += 1
         if progress is not None:
             progress(stats)
+        if learner is not None:  # the update of this rollout starts, in the background
+            learner.learn(timestep)
         if iteration % cfg.checkpoint_every == 0:
+            if learner is not None:
+                learner.wait()
             _checkpoint(agent, run_dir, iteration, history, wrapped.env_steps)
         recent = [h["success_rate"] for h in history if h["success_rate"] is not None][-2:]
         if iteration >= cfg.min_iterations and len(recent) == 2 and min(recent) >= target_success:
@@ -287,6 +302,9 @@ def train_ppo(
             stop_reason = "budget"
             break
     stats_file.close()
+    if learner is not None:
+        learner.close()
+        torch.set_num_threads(learn_threads)
     checkpoint = _checkpoint(agent, run_dir, iteration, history, wrapped.env_steps)
     return TrainResult(
         iterations=iteration,
@@ -300,6 +318,94 @@ def train_ppo(
         steps_to_half=steps_to_half,
         best_checkpoint=(run_dir / "best.pt") if (run_dir / "best.pt").exists() else None,
     )
+
+
+class _Overlapped:
+    """`PPOConfig.overlap`: a second agent (the actor) collects each rollout into its own memory while the
+    learner's update of the previous rollout runs in a thread; then the memories swap and the actor takes the
+    learner's new weights. Torch keeps one thread throughout: the groups' workers have the cores."""
+
+    def __init__(self, learner, wrapped: SkrlHandEnv, cfg: PPOConfig, run_dir: Path):
+        import threading
+
+        self.learner, self.wrapped, self.cfg = learner, wrapped, cfg
+        self.actor = build_agent(wrapped, cfg, run_dir / "actor", track=False)
+        self.actor.enable_training_mode(True)
+        self._threading = threading
+        self.thread: threading.Thread | None = None
+        self.timestep = 0
+        self.error: BaseException | None = None
+        torch.set_num_threads(1)
+        self._sync()
+
+    def _sync(self) -> None:
+        """The actor takes the learner's networks and normalisers (not its optimiser, which it never steps)."""
+        for name, module in self.learner.checkpoint_modules.items():
+            if name != "optimizer" and hasattr(module, "state_dict"):
+                self.actor.checkpoint_modules[name].load_state_dict(module.state_dict())
+
+    def rollout(self, observations: torch.Tensor, timestep: int) -> tuple[torch.Tensor, int]:
+        """One rollout acted by the actor, into the actor's memory; then the update that ran beside it ends and
+        the actor takes its weights."""
+        actor, horizon = self.actor, 1 << 40
+        for _ in range(self.cfg.rollouts):
+            with torch.no_grad():
+                actions, _ = actor.act(observations, None, timestep=timestep, timesteps=horizon)
+                next_obs, rewards, terminated, truncated, infos = self.wrapped.step(actions)
+                actor.record_transition(
+                    observations=observations,
+                    states=None,
+                    actions=actions,
+                    rewards=rewards,
+                    next_observations=next_obs,
+                    next_states=None,
+                    terminated=terminated,
+                    truncated=truncated,
+                    infos=infos,
+                    timestep=timestep,
+                    timesteps=horizon,
+                )
+            observations = next_obs
+            timestep += 1
+        self.wait()
+        self._sync()
+        return observations, timestep
+
+    def learn(self, timestep: int) -> None:
+        """Swap memories (the learner gets the rollout just collected) and start its update in a thread."""
+        self.wait()
+        self.timestep = timestep
+        learner, actor = self.learner, self.actor
+        learner.memory, actor.memory = actor.memory, learner.memory
+        learner._current_next_observations = actor._current_next_observations
+        learner._current_next_states = actor._current_next_states
+
+        def update() -> None:
+            try:
+                learner.enable_models_training_mode(True)
+                learner.update(timestep=timestep, timesteps=1 << 40)
+                learner.enable_models_training_mode(False)
+            except BaseException as exc:  # raised in the training loop by wait()
+                self.error = exc
+
+        self.thread = self._threading.Thread(target=update, name="dexforge-ppo-update", daemon=True)
+        self.thread.start()
+
+    def wait(self) -> None:
+        """The update in flight (if any) has ended; its tracking data is written."""
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+            if self.error is not None:
+                error, self.error = self.error, None
+                raise error
+            from skrl.agents.torch import Agent
+
+            # writes the update's losses to TensorBoard (skrl writes at steps that are multiples of `rollouts`)
+            Agent.post_interaction(self.learner, timestep=self.timestep - 1, timesteps=1 << 40)
+
+    def close(self) -> None:
+        self.wait()
 
 
 def _checkpoint(agent, run_dir: Path, iteration: int, history: list, env_steps: int) -> Path:

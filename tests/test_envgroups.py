@@ -65,8 +65,14 @@ def _env(n: int, seed: int = 5) -> HandEnv:
     return env
 
 
+def _optimizer_steps(checkpoint) -> int:
+    state = torch.load(checkpoint, weights_only=False)["optimizer"]["state"]
+    return int(max(s["step"] for s in state.values()))
+
+
 @pytest.mark.genesis
 def test_groups_step_as_the_same_env_in_this_process(tmp_path):
+    threads = torch.get_num_threads()
     env = _env(4)
     alone = SkrlHandEnv(_env(2), compile_reward(REWARD))  # group 0's copy: two envs, the spec's own seed
     with EnvGroups(env, REWARD, groups=2) as groups:
@@ -99,6 +105,25 @@ def test_groups_step_as_the_same_env_in_this_process(tmp_path):
         )
         assert result.iterations == 3 and result.env_steps == 96
         assert set(result.history[-1]["components"]) == {"reach", "effort"}
+        assert _optimizer_steps(result.checkpoint) == 3 * 5 * 4  # an update per rollout: 5 epochs of 4 batches
+        # overlapped: each rollout is learnt from while the next one is collected; every rollout still gets
+        # its update (the last one after the loop), the steps count the same, and the lag changes what is learnt
+        overlapped = train_ppo(
+            env,
+            compile_reward(REWARD),
+            tmp_path / "overlap",
+            cfg=PPOConfig(rollouts=8, plateau_iterations=1000, overlap=True),
+            target_success=1.01,
+            max_env_steps=8 * 4 * 3,
+            stepper=groups,
+        )
+        assert overlapped.iterations == 3 and overlapped.env_steps == 96
+        assert _optimizer_steps(overlapped.checkpoint) == 3 * 5 * 4
+        first = torch.load(result.checkpoint, weights_only=False)["policy"]
+        moved = torch.load(overlapped.checkpoint, weights_only=False)["policy"]
+        assert not torch.equal(first["net.0.weight"], moved["net.0.weight"])
+        assert not (tmp_path / "overlap" / "actor").exists()  # the actor writes nothing
+        assert torch.get_num_threads() == threads  # the overlapped update's single thread is given back
         procs = list(groups.procs)
     assert all(not p.is_alive() for p in procs)  # closed with the block
 
