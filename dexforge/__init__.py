@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 # policies' forward passes). Spinning threads are fastest on a machine that runs nothing else, and fall off a
 # cliff beside any other busy process: measured on 2 cores (benchmarks/train_throughput.py, README "Both
 # cores"), PPO in env groups ran 4059 env steps/s spinning vs 3737 passive on an idle machine, and 1993 vs
-# 2435 with one busy process beside it; with three beside it a spinning update took 19x as long. Set
+# 2435 with one busy process beside it; beside a second training, a gradient step took 340 ms vs 18 ms. Set
 # OMP_WAIT_POLICY=ACTIVE for a machine that runs dexforge alone. It must be set before torch loads, so here:
 # every dexforge process (the CLI, job workers, env groups) imports this first, and children inherit it.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
