@@ -329,9 +329,9 @@ def test_redecomposition_changes_the_failed_subtask(reasoner):
         )
     )
     old, new = first.plan.subtasks, again.plan.subtasks
-    assert (new[1].episode_length, new[1].budget.env_steps) == (180, 1_200_000)
+    assert (new[1].episode_length, new[1].budget.env_steps) == (270, 1_200_000)
     assert (new[0], new[2]) == (old[0], old[2])
-    assert "grasp: episode 120 -> 180" in again.reasoning
+    assert "grasp: episode 180 -> 270" in again.reasoning
     approach = reasoner.decompose(
         DecomposeBrief(request="x", family="lift", spec=proposal.spec, failure="approach never reached the cube")
     ).plan.subtasks[0]
