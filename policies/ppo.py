@@ -238,22 +238,7 @@ def train_ppo(
             torch.set_num_threads(wrapped.rollout_threads)
         for step in range(cfg.rollouts if learner is None else 0):
             agent.pre_interaction(timestep=timestep, timesteps=1 << 40)
-            with torch.no_grad():
-                actions, _ = agent.act(observations, None, timestep=timestep, timesteps=1 << 40)
-                next_obs, rewards, terminated, truncated, infos = wrapped.step(actions)
-                agent.record_transition(
-                    observations=observations,
-                    states=None,
-                    actions=actions,
-                    rewards=rewards,
-                    next_observations=next_obs,
-                    next_states=None,
-                    terminated=terminated,
-                    truncated=truncated,
-                    infos=infos,
-                    timestep=timestep,
-                    timesteps=1 << 40,
-                )
+            next_obs = _act_and_record(agent, wrapped, observations, timestep)
             if step == cfg.rollouts - 1:  # the update (in post_interaction) gets every thread
                 torch.set_num_threads(learn_threads)
             agent.post_interaction(timestep=timestep, timesteps=1 << 40)
@@ -320,6 +305,27 @@ def train_ppo(
     )
 
 
+def _act_and_record(agent, wrapped: SkrlHandEnv, observations: torch.Tensor, timestep: int) -> torch.Tensor:
+    """One step of every env acted by `agent`, recorded in its memory; the next observations."""
+    with torch.no_grad():
+        actions, _ = agent.act(observations, None, timestep=timestep, timesteps=1 << 40)
+        next_obs, rewards, terminated, truncated, infos = wrapped.step(actions)
+        agent.record_transition(
+            observations=observations,
+            states=None,
+            actions=actions,
+            rewards=rewards,
+            next_observations=next_obs,
+            next_states=None,
+            terminated=terminated,
+            truncated=truncated,
+            infos=infos,
+            timestep=timestep,
+            timesteps=1 << 40,
+        )
+    return next_obs
+
+
 class _Overlapped:
     """`PPOConfig.overlap`: a second agent (the actor) collects each rollout into its own memory while the
     learner's update of the previous rollout runs in a thread; then the memories swap and the actor takes the
@@ -347,25 +353,8 @@ class _Overlapped:
     def rollout(self, observations: torch.Tensor, timestep: int) -> tuple[torch.Tensor, int]:
         """One rollout acted by the actor, into the actor's memory; then the update that ran beside it ends and
         the actor takes its weights."""
-        actor, horizon = self.actor, 1 << 40
         for _ in range(self.cfg.rollouts):
-            with torch.no_grad():
-                actions, _ = actor.act(observations, None, timestep=timestep, timesteps=horizon)
-                next_obs, rewards, terminated, truncated, infos = self.wrapped.step(actions)
-                actor.record_transition(
-                    observations=observations,
-                    states=None,
-                    actions=actions,
-                    rewards=rewards,
-                    next_observations=next_obs,
-                    next_states=None,
-                    terminated=terminated,
-                    truncated=truncated,
-                    infos=infos,
-                    timestep=timestep,
-                    timesteps=horizon,
-                )
-            observations = next_obs
+            observations = _act_and_record(self.actor, self.wrapped, observations, timestep)
             timestep += 1
         self.wait()
         self._sync()
