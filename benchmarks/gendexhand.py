@@ -22,6 +22,7 @@ are not the ones to report). Usage:
   python benchmarks/gendexhand.py [--seeds 0 1 2] [--tasks open bottle apple] [--jobs 1] [--baselines]
   python benchmarks/gendexhand.py --runs-from earlier.json --baselines   # the controls for earlier runs
   python benchmarks/gendexhand.py --collect HOMES --baselines   # report a stopped sweep, training missing controls
+  python benchmarks/gendexhand.py --baselines-for HOMES/bottle-seed0/runs/RUN   # one run's controls, JSON out
 Each run's controls are trained right after it and saved in its run folder (baselines.json).
 """
 
@@ -50,6 +51,8 @@ GENDEXHAND = {  # GenDexHand (arXiv 2511.01791), Table: success with motion plan
 }
 MIN_BUDGET = 600_000
 BASELINES_FILE = "baselines.json"  # in the run's folder: its controls' figures, written when they finish
+CONTROL_WALL_S = 4 * 3600.0  # per rl subtask of a control: they are compared on env steps, so the clock never
+# cuts one short (a control trained beside other work, or on a slow machine, still gets its whole budget)
 
 
 def dexforge_bin() -> str:
@@ -175,7 +178,7 @@ def run_baselines(result: dict, args: argparse.Namespace) -> dict:
         budget = args.budget
     out = {"budget_env_steps": budget}
     for name, make in (("plain_staged", plain_staged_plan), ("freeze_only", freeze_only_plan)):
-        variant = make(plan, spec, budget)
+        variant = make(plan, spec, budget, wall_time_s=CONTROL_WALL_S)
         t0 = time.time()
         outcome = train_plan(spec, variant, run_dir / "baselines" / name, n_envs=args.envs, eval_episodes=args.episodes)
         out[name] = {
@@ -214,7 +217,12 @@ def main() -> None:
         help="Compiled-kernel cache every run shares (default: $DEXFORGE_KERNEL_CACHE or your home's). The first "
         "run on a fresh machine compiles for 2-3 min; its JSON says so (kernels_warm false).",
     )
-    ap.add_argument("--baselines-for", default=None, help=argparse.SUPPRESS)  # one run's controls, JSON out
+    ap.add_argument(
+        "--baselines-for",
+        default=None,
+        metavar="RUN_DIR",
+        help="Train one finished run's controls (its baselines.json; --runs-from and --collect pick it up).",
+    )
     args = ap.parse_args()
     args.kernels = args.kernels or kernel_cache_dir()
     args.kernels.mkdir(parents=True, exist_ok=True)
@@ -228,6 +236,10 @@ def main() -> None:
     elif args.runs_from:
         results = [r for r in json.loads(args.runs_from.read_text())["runs"] if r["seed"] in args.seeds]
         results = [r for r in results if r["task"] in args.tasks]
+        for r in results:  # controls trained since that report (`--baselines-for`, a stopped --baselines run)
+            done = Path(r["run_dir"]) / BASELINES_FILE if r.get("run_dir") else None
+            if "baselines" not in r and done is not None and done.exists():
+                r["baselines"] = json.loads(done.read_text())
     else:
         jobs = [(t, s) for s in args.seeds for t in args.tasks]
         print(f"{len(jobs)} runs, {args.jobs} at a time, homes under {root}", file=sys.stderr, flush=True)
