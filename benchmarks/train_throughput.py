@@ -86,7 +86,9 @@ def measure(args: argparse.Namespace) -> dict:
     steps = 16 * args.iterations
     budget = steps * args.envs
     gen = torch.Generator().manual_seed(0)
-    names = ("raw", "ppo_one_core", "ppo_in_process", "ppo_groups", "ppo_groups_overlap")
+    from dexforge.policies import ppo as ppo_module
+
+    names = ("raw", "ppo_one_core", "ppo_in_process", "ppo_groups", "ppo_groups_overlap", "ppo_groups_overlap_nice")
     times: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as tmp, EnvGroups(env, source, groups=n_cores) as groups:
 
@@ -109,6 +111,9 @@ def measure(args: argparse.Namespace) -> dict:
             times["ppo_in_process"].append(ppo(f"in{rep}"))
             times["ppo_groups"].append(ppo(f"groups{rep}", groups))
             times["ppo_groups_overlap"].append(ppo(f"overlap{rep}", groups, overlap=True))
+            ppo_module.UPDATE_NICE = 10
+            times["ppo_groups_overlap_nice"].append(ppo(f"nice{rep}", groups, overlap=True))
+            ppo_module.UPDATE_NICE = 0
     rate = {k: budget / min(v) for k, v in times.items()}
     return {
         "benchmark": "train_throughput",
@@ -130,6 +135,7 @@ def measure(args: argparse.Namespace) -> dict:
         "two_cores_to_one": round(rate["ppo_groups"] / rate["ppo_one_core"], 3),
         "groups_to_in_process": round(rate["ppo_groups"] / rate["ppo_in_process"], 3),
         "overlap_to_one": round(rate["ppo_groups_overlap"] / rate["ppo_one_core"], 3),
+        "overlap_nice_to_one": round(rate["ppo_groups_overlap_nice"] / rate["ppo_one_core"], 3),
         "target_two_cores_to_one": 1.6,
         "meets_targets": (
             rate["ppo_in_process"] / rate["raw"] >= 0.6 and rate["ppo_groups"] / rate["ppo_one_core"] >= 1.6

@@ -8,8 +8,10 @@ One iteration is `rollouts` steps of every env followed by a PPO update.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +22,9 @@ from torch import nn
 
 from dexforge.policies.skrl_env import RewardFn, SkrlHandEnv
 from dexforge.sim.env import HandEnv
+
+OVERLAP_ENV = "DEXFORGE_PPO_OVERLAP"
+UPDATE_NICE = int(os.environ.get("DEXFORGE_UPDATE_NICE", "0"))  # experiment: the overlapped update's thread niceness
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,8 @@ class PPOConfig:
     """Learn from rollout k while rollout k+1 is collected (env groups only, else ignored): the update runs in a
     thread of this process while the groups' workers step, so the machine's cores are not idle during it. The
     price is one update of policy lag: rollout k+1 is acted by the policy from before rollout k's update (PPO's
-    ratio uses the log-probabilities recorded at acting time, so the objective stays on the acting policy)."""
+    ratio uses the log-probabilities recorded at acting time, so the objective stays on the acting policy).
+    Subtask training reads it from `DEXFORGE_PPO_OVERLAP` (`overlap_setting`)."""
 
     def resolved_mini_batches(self, num_envs: int) -> int:
         if self.mini_batches is not None:
@@ -370,6 +376,7 @@ class _Overlapped:
         learner._current_next_states = actor._current_next_states
 
         def update() -> None:
+            _lower_priority(UPDATE_NICE)
             try:
                 learner.enable_models_training_mode(True)
                 learner.update(timestep=timestep, timesteps=1 << 40)
@@ -395,6 +402,28 @@ class _Overlapped:
 
     def close(self) -> None:
         self.wait()
+
+
+def _lower_priority(nice: int) -> None:
+    """This thread yields to the rest of the process and to other processes of its priority: `nice` added to its
+    niceness (Linux threads have their own; elsewhere, nothing happens)."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    import threading
+
+    with contextlib.suppress(OSError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+
+
+def overlap_setting() -> bool:
+    """`DEXFORGE_PPO_OVERLAP`: 1/true/on runs each rollout's update beside the next rollout (`PPOConfig.overlap`)."""
+    raw = os.environ.get(OVERLAP_ENV, "").strip().lower()
+    if raw in ("", "0", "false", "off", "no"):
+        return False
+    if raw in ("1", "true", "on", "yes"):
+        return True
+    raise ValueError(f"{OVERLAP_ENV} must be 1 or 0, got {raw!r}")
 
 
 def _checkpoint(agent, run_dir: Path, iteration: int, history: list, env_steps: int) -> Path:

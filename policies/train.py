@@ -276,13 +276,18 @@ def train_subtask_ends(
     act = None
     if sub.controller == "rl":
         from dexforge.policies.envgroups import EnvGroups, sim_workers
-        from dexforge.policies.ppo import PPOConfig, checkpoint_misfit, load_policy, train_ppo
+        from dexforge.policies.ppo import PPOConfig, checkpoint_misfit, load_policy, overlap_setting, train_ppo
         from dexforge.policies.rewards.sandbox import compile_reward, dry_run
 
         source = reward_program(sub)
         outcome.reward_source = source
         _segment(env, sub, reset=True)
-        cfg = PPOConfig(rollouts=16, seed=rl_seed(env.spec.seed, attempt), no_learning_share=NO_LEARNING_SHARE)
+        cfg = PPOConfig(
+            rollouts=16,
+            seed=rl_seed(env.spec.seed, attempt),
+            no_learning_share=NO_LEARNING_SHARE,
+            overlap=overlap_setting(),
+        )
         outcome.obs_size, outcome.act_size = env.num_obs, env.num_actions
         if init is None:
             for candidate in candidates:

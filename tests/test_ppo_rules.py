@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dexforge.policies.ppo import no_learning
+import pytest
+
+from dexforge.policies.ppo import OVERLAP_ENV, no_learning, overlap_setting
 
 
 def rows(*pairs: tuple[float | None, float]) -> list[dict]:
@@ -31,3 +33,20 @@ def test_one_window_with_a_success_is_learning():
 def test_rows_from_before_step_success_was_recorded_count_as_none():
     assert no_learning([{"success_rate": 0.0}, {"success_rate": None}], 300_000, 600_000, 0.5)
     assert not no_learning([{"success_rate": 0.5}], 300_000, 600_000, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"), [(None, False), ("", False), ("0", False), ("off", False), ("1", True), ("ON", True)]
+)
+def test_the_overlap_setting_reads_the_environment(monkeypatch, raw, want):
+    if raw is None:
+        monkeypatch.delenv(OVERLAP_ENV, raising=False)
+    else:
+        monkeypatch.setenv(OVERLAP_ENV, raw)
+    assert overlap_setting() is want
+
+
+def test_an_overlap_setting_that_is_not_a_yes_or_no_is_an_error(monkeypatch):
+    monkeypatch.setenv(OVERLAP_ENV, "sometimes")
+    with pytest.raises(ValueError, match="DEXFORGE_PPO_OVERLAP must be 1 or 0, got 'sometimes'"):
+        overlap_setting()
