@@ -82,6 +82,7 @@ def summary(state: AgentState, ctx: AgentContext, final: bool = True) -> dict:
         "subtasks": subtasks,
         "task_success_rate": collected.get("task_success_rate"),
         "episodes": collected.get("episodes"),
+        "kept_after": collected.get("kept_after") or {},  # after each subtask, the chained episodes still succeeding
         "env_steps": sum(a.get("env_steps", 0) for v in state.get("attempts", {}).values() for a in v),
         "improved": state.get("improved", 0),
         "wall_s": round(time.time() - created, 1),

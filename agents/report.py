@@ -92,6 +92,14 @@ def _num(value: Any, spec: str = ",.0f") -> str:
     return NA if x is None else format(x, spec)
 
 
+def _kept(value: Any) -> str:
+    """Where the chain lost its episodes: "approach 100% → grasp 95% → lift 80%" (not available when absent)."""
+    shares = _dict(value)
+    if not shares:
+        return NA
+    return " → ".join(f"{_e(str(name))} {_num(share, '.0%')}" for name, share in shares.items())
+
+
 def _duration(value: Any) -> str:
     x = _real(value)
     if x is None:
@@ -181,6 +189,7 @@ class _Page:
         facts = [
             ["run id", _e(s.get("run_id") or "") or NA],
             ["whole-task success", _num(s.get("task_success_rate"), ".0%")],
+            ["chained episodes kept", _kept(s.get("kept_after"))],
             ["evaluation episodes", _num(s.get("episodes"))],
             ["env steps", _num(s.get("env_steps"))],
             ["wall time", _duration(s.get("wall_s"))],

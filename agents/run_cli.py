@@ -98,6 +98,8 @@ def _summary(console: Console, result) -> None:
     console.print(table)
     rate = data["task_success_rate"]
     console.print(f"whole-task success: {'-' if rate is None else f'{rate:.0%}'};  env steps: {data['env_steps']}")
+    if data.get("kept_after"):  # where the chained episodes were lost
+        console.print("chained episodes kept: " + " -> ".join(f"{k} {v:.0%}" for k, v in data["kept_after"].items()))
     if data.get("reason"):
         console.print(f"[red]why:[/] {data['reason']}")
     if data.get("dataset"):

@@ -47,6 +47,7 @@ class RunResult:
             "reason": self.state.get("reason"),
             "subtasks": {s["name"]: s.get("success_rate") for s in summary.get("subtasks", [])},
             "task_success_rate": summary.get("task_success_rate"),
+            "kept_after": summary.get("kept_after") or {},
             "env_steps": summary.get("env_steps"),
             "wall_s": summary.get("wall_s"),
             "model_calls": summary.get("model_calls", {}),

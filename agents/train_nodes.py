@@ -424,6 +424,7 @@ def collect(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         "episodes": value.episodes,
         "dataset": rel(state["run_dir"], value.dataset),
         "video": rel(state["run_dir"], value.video),
+        "kept_after": value.kept_after,
     }
     rate = value.task_success_rate
     status = "succeeded" if rate > 0 else "failed"

@@ -135,6 +135,7 @@ def run_result(task: str, seed: int, home: Path, wall: float | None = None, kill
         "task_success_rate": summary.get("task_success_rate"),
         "episodes": summary.get("episodes"),
         "subtasks": subtasks,
+        "kept_after": summary.get("kept_after") or {},  # after each subtask, the chained episodes still succeeding
         "rl_env_steps": summary.get("env_steps"),
         "retries": retries,
         "redecompositions": max(0, len(summary.get("plans", [])) - 1),

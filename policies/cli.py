@@ -89,6 +89,8 @@ def _print_outcome(outcome: RunPlanResult) -> None:
     for s in outcome.subtasks:
         table.add_row(s.name, s.controller, f"{s.success_rate:.0%}", f"{s.env_steps:,}", s.stop_reason)
     out.print(table)
+    if outcome.kept_after:  # where the chained episodes were lost
+        out.print("chained episodes kept: " + " -> ".join(f"{k} {v:.0%}" for k, v in outcome.kept_after.items()))
     if outcome.dataset:
         out.print(f"dataset {outcome.dataset} ({outcome.episodes} evaluation episodes)")
 

@@ -81,6 +81,10 @@ class CollectResult(_Model):
     episodes: int
     dataset: str | None = Field(default=None, description="dataset.hdf5 of the successful episodes.")
     video: str | None = Field(default=None, description="rollout.mp4 of one chained episode.")
+    kept_after: dict[str, float] = Field(
+        default_factory=dict,
+        description="Share of the chained episodes still succeeding after each subtask, in plan order.",
+    )
 
 
 class RunPlanArgs(_Model):
@@ -103,3 +107,7 @@ class RunPlanResult(_Model):
     wall_s: float = Field(default=0.0, description="Seconds the whole plan took.")
     dataset: str | None = Field(default=None, description="dataset.hdf5 of the successful whole-task episodes.")
     episodes: int = Field(default=0, description="Whole-task evaluation episodes (0 when it was not measured).")
+    kept_after: dict[str, float] = Field(
+        default_factory=dict,
+        description="Share of the chained episodes still succeeding after each subtask, in plan order.",
+    )

@@ -155,8 +155,13 @@ def collect_job(
     policies = _policies(env, plan, checkpoints)
     emit_progress(event="collect", episodes=eval_episodes)
     with torch.no_grad():
-        rate, episodes, dataset = evaluate_chain(env, spec, plan, policies, eval_episodes, out / "dataset.hdf5")
-    result = {"task_success_rate": rate, "episodes": episodes, "dataset": str(dataset) if dataset else None}
+        chain = evaluate_chain(env, spec, plan, policies, eval_episodes, out / "dataset.hdf5")
+    result = {
+        "task_success_rate": chain.success_rate,
+        "episodes": chain.episodes,
+        "dataset": str(chain.dataset) if chain.dataset else None,
+        "kept_after": chain.kept_after,
+    }
     result["video"] = str(record_chain(spec, plan, checkpoints, out / "rollout.mp4", backend)) if video else None
     (out / "outcome.json").write_text(json.dumps(result, indent=2))
     return result

@@ -66,9 +66,21 @@ class PlanOutcome:
     wall_s: float = 0.0
     dataset: str | None = None
     episodes: int = 0
+    kept_after: dict[str, float] = field(default_factory=dict)
+    """Share of the chained episodes still succeeding after each subtask, in plan order (where a chain drops)."""
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class ChainResult:
+    """Whole-task success over chained episodes from the initial layout, and where the chain lost them."""
+
+    success_rate: float
+    episodes: int
+    dataset: Path | None
+    kept_after: dict[str, float]
 
 
 def make_controller(sub: SubtaskSpec, act=None):
@@ -409,10 +421,9 @@ def train_plan(
     env.set_start_states(None)
     result = PlanOutcome(task=spec.name, subtasks=outcomes, env_steps=sum(o.env_steps for o in outcomes))
     if len(outcomes) == len(plan.subtasks) and start is not None:
-        rate, n_eps, path = evaluate_chain(
-            env, spec, plan, policies, eval_episodes, dataset or run_dir / "dataset.hdf5"
-        )
-        result.task_success_rate, result.episodes, result.dataset = rate, n_eps, str(path) if path else None
+        chain = evaluate_chain(env, spec, plan, policies, eval_episodes, dataset or run_dir / "dataset.hdf5")
+        result.task_success_rate, result.episodes = chain.success_rate, chain.episodes
+        result.kept_after, result.dataset = chain.kept_after, str(chain.dataset) if chain.dataset else None
     else:
         result.task_success_rate = 0.0
     result.wall_s = time.time() - t0
@@ -422,13 +433,16 @@ def train_plan(
 
 def evaluate_chain(
     env: HandEnv, spec: TaskSpec, plan: Plan, policies: dict, episodes: int, dataset: Path | None
-) -> tuple[float, int, Path | None]:
-    """Whole-task success from the initial layout through every subtask; successful episodes are saved."""
+) -> ChainResult:
+    """Whole-task success from the initial layout through every subtask; successful episodes are saved.
+    `kept_after` counts, after each subtask, the episodes whose every subtask so far met its success: the grasp's
+    own rate against what the carry after it kept shows whether the hold survives the carry."""
     from dexforge.policies.dataset import TrajectoryWriter
 
     task_preds = compile_predicates(spec)
     writer = TrajectoryWriter(dataset, task_spec_yaml=spec.to_yaml(), plan_yaml=plan.to_yaml()) if dataset else None
     done, wins = 0, 0
+    kept = dict.fromkeys((s.name for s in plan.subtasks), 0)
     try:
         while done < episodes:
             env.set_start_states(None)
@@ -443,6 +457,7 @@ def evaluate_chain(
                 frames += seg
                 ends.append(len(frames))
                 alive &= ok
+                kept[sub.name] += int(alive.sum())
             final, _ = evaluate(task_preds, env.metrics, env.num_envs) if task_preds else (alive, None)
             won = alive & final
             wins += int(won.sum())
@@ -452,7 +467,8 @@ def evaluate_chain(
     finally:
         if writer is not None:
             writer.close()
-    return wins / max(done, 1), done, (dataset if writer is not None else None)
+    share = {name: round(n / max(done, 1), 4) for name, n in kept.items()}
+    return ChainResult(wins / max(done, 1), done, dataset if writer is not None else None, share)
 
 
 def _write_successes(writer, frames: list[dict], won: torch.Tensor, ends: list[int]) -> None:

@@ -91,6 +91,7 @@ def _full_run(run_dir: Path) -> Path:
             {"name": "lift", "controller": "scripted", "passed": True, "success_rate": 0.9, "attempts": []},
         ],
         "task_success_rate": 0.8,
+        "kept_after": {"approach": 1.0, "grasp": 0.95, "lift<": 0.8},
         "episodes": 64,
         "env_steps": 120000,
         "wall_s": 300.5,
@@ -133,6 +134,7 @@ def test_full_run_report(tmp_path: Path) -> None:
     assert all(c in page for c in chips)
     assert page.index(chips[0]) < page.index(chips[1]) < page.index(chips[2])
     assert "80%" in page and "120,000" in page and "5 min 0 s" in page
+    assert "approach 100% → grasp 95% → lift&lt; 80%" in page  # where the chain lost its episodes
     assert "gpt-4o @ http://localhost:8000" in page and "$0.0123" in page
     assert "lifting needs a &lt;firm&gt; grasp first" in page
     assert "started from the stored policy of memory subtask-&lt;7&gt;" in page

@@ -10,8 +10,10 @@ import torch
 
 from dexforge.policies.dataset import inspect
 from dexforge.policies.subtask import Plan, PlanError, SubtaskSpec
-from dexforge.policies.train import train_plan
+from dexforge.policies.train import evaluate_chain, train_plan
 from dexforge.sim.demo import example_spec
+from dexforge.sim.env import EnvConfig, HandEnv
+from dexforge.sim.scene import SceneConfig
 from dexforge.sim.spec import Held, TaskSpec, load_yaml
 
 PLAN = """
@@ -67,6 +69,7 @@ def test_chained_plan_hands_states_over_and_saves_successes(tmp_path):
     # the lift could only succeed from the grasp's end states: the cube starts in the hand
     assert [e["subtask"] for e in events if e.get("event") == "start"] == ["approach", "grasp", "lift"]
     assert outcome.task_success_rate == 1.0 and outcome.episodes == 2
+    assert outcome.kept_after == {"approach": 1.0, "grasp": 1.0, "lift": 1.0}
     info = inspect(outcome.dataset)
     assert info["episodes"] == 2 and info["successes"] == 2 and info["task"] == "lift_cube"
     with h5py.File(outcome.dataset) as f:
@@ -78,6 +81,19 @@ def test_chained_plan_hands_states_over_and_saves_successes(tmp_path):
         assert lift > 0.08  # the recorded trajectory really lifts the cube
         assert "lift_cube" in f["data"].attrs["task_spec"] and "approach" in f["data"].attrs["plan"]
     assert (tmp_path / "outcome.json").exists()
+
+
+@pytest.mark.genesis
+def test_the_chain_says_after_which_subtask_it_lost_its_episodes():
+    """A lift that cannot reach its success height: every chain survives the approach and the grasp and is
+    lost in the lift, and `kept_after` says so (the whole-task rate alone would not)."""
+    spec = example_spec("lift_cube")
+    plan = Plan.model_validate(load_yaml(PLAN.replace("height: 0.08", "height: 0.4")))
+    env = HandEnv(spec, EnvConfig(auto_reset=False), SceneConfig(n_envs=2))
+    with torch.no_grad():
+        chain = evaluate_chain(env, spec, plan, {}, episodes=4, dataset=None)
+    assert chain.episodes == 4 and chain.success_rate == 0.0 and chain.dataset is None
+    assert chain.kept_after == {"approach": 1.0, "grasp": 1.0, "lift": 0.0}
 
 
 @pytest.mark.genesis

@@ -65,6 +65,7 @@ def test_train_runs_in_a_worker_and_its_outputs_can_be_read(tmp_path, capsys):
     assert code == 0, capsys.readouterr()
     shown = capsys.readouterr().out
     assert "whole-task success" in shown and "approach" in shown and "dataset" in shown
+    assert "chained episodes kept: approach" in shown
     outcome = json.loads((run / "outcome.json").read_text())
     assert [s["name"] for s in outcome["subtasks"]] == ["approach", "grasp", "lift"]
     assert outcome["task_success_rate"] >= 0.5
@@ -84,6 +85,7 @@ def _outcome(run) -> dict:
     subtasks.append({"name": "lift", **motion, "success_rate": 0.5})
     value = {"task": "lift_cube", "subtasks": subtasks, "task_success_rate": 0.5, "wall_s": 12.0}
     value |= {"dataset": str(run / "dataset.hdf5"), "episodes": 2}
+    value |= {"kept_after": {"approach": 1.0, "grasp": 1.0, "lift": 0.5}}
     return RunPlanResult.model_validate(value).model_dump(mode="json")
 
 
@@ -111,6 +113,7 @@ def test_train_sends_typed_arguments_and_prints_the_typed_outcome(tmp_path, monk
     shown = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
     assert "lift_cube: whole-task success 50%" in shown and "scripted" in shown
     assert f"dataset {run / 'dataset.hdf5'} (2 evaluation episodes)" in shown
+    assert "chained episodes kept: approach 100% -> grasp 100% -> lift 50%" in shown
 
 
 def test_eval_prints_an_outcome_and_names_a_file_that_is_not_one(tmp_path, capsys):
