@@ -28,6 +28,11 @@ from dexforge.sim import hand as H
 from dexforge.sim.env import HandEnv, StepResult
 from dexforge.sim.rotations import quat_apply, quat_conj, quat_mul, twist_angle
 
+# m past the carried object's half-diagonal within which its centre counts as in the hand (a Shadow hand's palm
+# centre to a fingertip is about 0.1 m; a held 8 cm apple's centre lies 6 cm from the palm's, one a failed grasp
+# left on the table 16 cm)
+HAND_REACH = 0.05
+
 
 class MotionPlanController:
     """Moves the palm centre to `goal` along rise -> transit -> descend, batched over envs.
@@ -173,8 +178,15 @@ class MotionPlanController:
             point = env.metrics[f"{g.relative_to}.pos"] + offset
         if g.carried is None:
             return point
-        # the object's centre to `point`: the palm keeps the hold's offset, as measured now
-        return point - (env.metrics[f"{g.carried}.pos"] - env.metrics["palm_pos"])
+        # the object's centre to `point`: the palm keeps the hold's offset, as measured now. Where the object is
+        # out of the hand's reach (a grasp that failed earlier in a chain left it on the table), the palm itself
+        # goes to `point`: the offset to an object lying elsewhere would send it off the table, stretch every
+        # env's shared legs and can leave the workspace. Reach, not the contacts: after a reset from saved
+        # states the contacts are those of the last physics step, not of the restored state.
+        hold = env.metrics[f"{g.carried}.pos"] - env.metrics["palm_pos"]
+        box = torch.as_tensor(env.objects[g.carried].get_AABB()).to(hold)  # (N, 2, 3)
+        in_hand = hold.norm(dim=-1) < (box[:, 1] - box[:, 0]).norm(dim=-1) / 2 + HAND_REACH
+        return point - torch.where(in_hand[:, None], hold, torch.zeros_like(hold))
 
     def _joint_path(self, env: HandEnv, start: torch.Tensor, rpy_start: torch.Tensor) -> WaypointPath:
         """The palm carried with the joint of `goal.relative_to` to `goal.pull` of its range (see MotionGoal)."""

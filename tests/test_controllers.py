@@ -192,20 +192,25 @@ def test_a_carried_goal_moves_the_palm_by_the_holds_offset():
     """`carried`: the offset says where the held object's centre goes; the palm goes where the hold puts it."""
     from types import SimpleNamespace
 
-    bowl = torch.tensor([[0.5, 0.2, 0.03], [0.5, 0.2, 0.03]])
-    cube = torch.tensor([[0.1, -0.1, 0.12], [0.1, -0.1, 0.12]])
-    palm = torch.tensor([[0.06, -0.1, 0.15], [0.08, -0.12, 0.15]])  # two holds: 4 and 2 cm behind, 0 and 2 cm aside
+    bowl = torch.tensor([[0.5, 0.2, 0.03]] * 3)
+    # two holds (4 and 2 cm behind, 0 and 2 cm aside) and a grasp that failed: the cube lies 40 cm away
+    cube = torch.tensor([[0.1, -0.1, 0.12], [0.1, -0.1, 0.12], [-0.3, -0.2, 0.025]])
+    palm = torch.tensor([[0.06, -0.1, 0.15], [0.08, -0.12, 0.15], [0.1, -0.1, 0.15]])
+    box = torch.stack([cube - 0.025, cube + 0.025], dim=1)  # a 5 cm cube: half-diagonal 4.3 cm
     env = SimpleNamespace(
-        objects={"bowl": None, "cube": None},
+        objects={"bowl": None, "cube": SimpleNamespace(get_AABB=lambda: box)},
         object_names=["bowl", "cube"],
         metrics={"bowl.pos": bowl, "cube.pos": cube, "palm_pos": palm},
     )
     ctrl = MotionPlanController(MotionGoal(relative_to="bowl", carried="cube", offset=(0.0, 0.0, 0.07)))
     ctrl._yaw = None
     goal = ctrl._goal_point(env, palm.clone())
-    placed = goal + (cube - palm)  # where the cube's centre ends when the palm reaches the goal
-    assert torch.allclose(placed, bowl + torch.tensor([0.0, 0.0, 0.07]))
-    assert torch.allclose(goal[:, 0], torch.tensor([0.46, 0.48]))
+    placed = goal[:2] + (cube - palm)[:2]  # where the cube's centre ends when the palm reaches the goal
+    assert torch.allclose(placed, bowl[:2] + torch.tensor([0.0, 0.0, 0.07]))
+    assert torch.allclose(goal[:2, 0], torch.tensor([0.46, 0.48]))
+    # the empty hand goes to the point itself, not 40 cm past the bowl (off the table, stretching every env's legs)
+    # (the contacts are not asked: after a reset from saved states they are those of the last physics step)
+    assert torch.allclose(goal[2], bowl[2] + torch.tensor([0.0, 0.0, 0.07]))
     env.objects = {"bowl": None}
     with pytest.raises(PlanningError, match="no object 'cube'"):
         ctrl._goal_point(env, palm.clone())
