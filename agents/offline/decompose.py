@@ -205,11 +205,10 @@ def family_plan(family: str, spec: TaskSpec, catalog: Catalog) -> tuple[Plan, st
             o_pos = spec.object_spec(obj).pose.pos
             travel = math.hypot(t_pos[0] - o_pos[0], t_pos[1] - o_pos[1])
             reach = min(SPEED * LIFT_TEST_STEPS * spec.dt, CARRY_TEST_SHARE * travel)
-            shift = None
+            shift, carry = None, _steps(travel + 0.06, spec.dt, 20, 120)  # the transport's episode
             if travel > 1e-6:
                 ux, uy = (t_pos[0] - o_pos[0]) / travel, (t_pos[1] - o_pos[1]) / travel
                 shift = (round(reach * ux, 4), round(reach * uy, 4))
-                carry = _steps(travel + 0.06, spec.dt, 20, 120)  # the transport's episode, below
                 subs[1] = grasp(obj, GRASP_TARGET, shift, hold=max(LIFT_TEST_HOLD, carry))
             subs += [
                 SubtaskSpec(
@@ -220,7 +219,7 @@ def family_plan(family: str, spec: TaskSpec, catalog: Catalog) -> tuple[Plan, st
                         relative_to=target, carried=obj, offset=over, clearance=0.06, speed=SPEED, grip=CARRY_GRIP
                     ),
                     success=[Held(object=obj, duration=0.5)],
-                    episode_length=_steps(travel + 0.06, spec.dt, 20, 120),
+                    episode_length=carry,
                 ),
                 SubtaskSpec(
                     name="release",
