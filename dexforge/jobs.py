@@ -9,6 +9,8 @@ a timeout), the caller gets a `JobResult` with `ok=False` and the reason; it nev
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import signal
@@ -108,7 +110,8 @@ class JobResult(BaseModel):
 
 
 def run_job(job: Job, on_line: Callable[[str], None] | None = None) -> JobResult:
-    """Run `job` in a fresh worker process and wait for it (at most `job.timeout_s`)."""
+    """Run `job` in a worker process (a spare started ahead, else a fresh one) and wait for it (at most
+    `job.timeout_s`)."""
     if job.kind not in JOBS:
         return JobResult(ok=False, kind=job.kind, error=f"unknown job kind '{job.kind}'; kinds: {sorted(JOBS)}")
     run_dir = Path(job.run_dir)
@@ -119,14 +122,19 @@ def run_job(job: Job, on_line: Callable[[str], None] | None = None) -> JobResult
     request.write_text(job.model_dump_json())
     t0 = time.time()
     with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dexforge.worker", str(request), str(result_path)],
-            stdout=subprocess.PIPE if on_line else log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: a timeout kills its children too
-            text=True,
-            env=child_env(PYTHONUNBUFFERED="1"),
-        )
+        env = child_env(PYTHONUNBUFFERED="1")
+        proc = SPARES.hand(env, [str(request), str(result_path), "" if on_line else str(log_path)])
+        if proc is None:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dexforge.worker", str(request), str(result_path)],
+                stdout=subprocess.PIPE if on_line else log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a timeout kills its children too
+                text=True,
+                env=env,
+            )
+        if job.kind not in LIGHT_KINDS:  # the next job is likely to need Genesis too: start its worker now
+            SPARES.prepare(env)
         timed_out = False
         try:
             if on_line is not None:
@@ -135,6 +143,9 @@ def run_job(job: Job, on_line: Callable[[str], None] | None = None) -> JobResult
         except subprocess.TimeoutExpired:
             timed_out = True
             _kill(proc)
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
     wall = time.time() - t0
     if timed_out:
         return JobResult(
@@ -161,6 +172,127 @@ def run_job(job: Job, on_line: Callable[[str], None] | None = None) -> JobResult
         wall_s=wall,
         log=str(log_path),
     )
+
+
+SPARE_ENV = "DEXFORGE_SPARE_WORKER"
+LIGHT_KINDS = frozenset({"selftest"})
+"""Job kinds that do not start a spare worker for the next job (they need no Genesis, nor does what follows)."""
+
+
+def spare_setting() -> bool:
+    """`DEXFORGE_SPARE_WORKER`: 1 (the default) keeps a worker started ahead of the next job; 0 starts each
+    worker when its job comes."""
+    raw = os.environ.get(SPARE_ENV, "1").strip().lower()
+    if raw in ("1", "true", "on", "yes", ""):
+        return True
+    if raw in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(f"{SPARE_ENV} must be 1 or 0, got {raw!r}")
+
+
+class Spares:
+    """At most one worker process started ahead of its job (`python -m dexforge.worker --spare`).
+
+    A job's start is mostly imports (Genesis alone takes about 10 s), so while one job runs the next one's
+    worker imports on whatever core is free. A spare is used only by a job with the same environment as it
+    was started with, and only while alive; otherwise the job starts a fresh worker as before. Spares are
+    started from one long-lived thread: Linux kills a worker when the thread that started it ends
+    (`die_with_parent`), and the thread that asks for one may be a pool thread that ends before its use."""
+
+    def __init__(self):
+        import queue
+        import threading
+
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._env: dict[str, str] | None = None
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._threading = threading
+
+    @property
+    def pid(self) -> int | None:
+        """The ready spare's process id, if one is."""
+        with self._lock:
+            return self._proc.pid if self._proc is not None else None
+
+    def prepare(self, env: dict[str, str]) -> None:
+        """Have a spare for `env` ready soon (started in the background; nothing happens if one is)."""
+        if not spare_setting():
+            return
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None and self._env == env:
+                return
+            self._discard()
+            self._env = env
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = self._threading.Thread(target=self._starter, name="dexforge-spares", daemon=True)
+                self._thread.start()
+        self._queue.put(env)
+
+    def hand(self, env: dict[str, str], lines: list[str]) -> subprocess.Popen | None:
+        """The spare, given its job (`lines`: request, result, log), if one for `env` is alive; else None."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+            same = self._env == env
+            self._env = None
+        if proc is None:
+            return None
+        if not same or proc.poll() is not None:
+            _close_spare(proc)
+            return None
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write("\n".join(lines) + "\n")
+            proc.stdin.close()
+        except OSError:  # it died just now
+            _close_spare(proc)
+            return None
+        return proc
+
+    def close(self) -> None:
+        """Stop the spare, if any."""
+        with self._lock:
+            self._env = None
+            self._discard()
+
+    def _discard(self) -> None:
+        if self._proc is not None:
+            _close_spare(self._proc)
+            self._proc = None
+
+    def _starter(self) -> None:
+        while True:
+            env = self._queue.get()
+            with self._lock:
+                if self._env != env or self._proc is not None:
+                    continue  # asked for another environment since, or one is there already
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dexforge.worker", "--spare"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                text=True,
+                env=env,
+            )
+            with self._lock:
+                if self._env == env and self._proc is None:
+                    self._proc = proc
+                    continue
+            _close_spare(proc)
+
+
+def _close_spare(proc: subprocess.Popen) -> None:
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    _kill(proc)
+
+
+SPARES = Spares()
+atexit.register(SPARES.close)
 
 
 PARENT_ENV = "DEXFORGE_PARENT_PID"

@@ -1,4 +1,10 @@
-"""Worker entry point: `python -m dexforge.worker REQUEST.json RESULT.json` (see dexforge.jobs)."""
+"""Worker entry point: `python -m dexforge.worker REQUEST.json RESULT.json` (see dexforge.jobs).
+
+`python -m dexforge.worker --spare` is a worker started ahead of its job (dexforge.jobs keeps one ready):
+it imports what jobs need (Genesis takes about 10 s of a job's start), then reads its job from stdin as
+lines REQUEST, RESULT and optionally LOG (the file its output goes to; without it, its output goes to the
+stdout it was started with). Closing its stdin with nothing written lets it go.
+"""
 
 from __future__ import annotations
 
@@ -39,5 +45,31 @@ def main(request_path: str, result_path: str) -> int:
     return 0 if result.ok else 1
 
 
+def spare() -> int:
+    """A worker started before its job: preload, then run the job read from stdin (module docstring)."""
+    from dexforge.jobs import die_with_parent
+    from dexforge.sim.genesis_init import preload
+
+    die_with_parent()
+    started_with = os.dup(1)  # where the output goes when no log file is named
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)  # nothing written while waiting may fill a pipe nobody reads yet
+    os.dup2(quiet, 2)
+    os.close(quiet)
+    preload()
+    lines = sys.stdin.read().splitlines()
+    if len(lines) < 2:
+        return 0
+    target = os.open(lines[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT) if len(lines) > 2 and lines[2] else started_with
+    os.dup2(target, 1)
+    os.dup2(target, 2)
+    os.close(target)
+    if target != started_with:
+        os.close(started_with)
+    return main(lines[0], lines[1])
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--spare"]:
+        sys.exit(spare())
     sys.exit(main(sys.argv[1], sys.argv[2]))

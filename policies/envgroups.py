@@ -23,6 +23,7 @@ import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -111,6 +112,54 @@ class Buffers:
         )
 
 
+_PRESTARTED: list[tuple[multiprocessing.process.BaseProcess, object]] = []
+
+
+def prestart(groups: int) -> None:
+    """Start `groups` workers now, to import Genesis while this process builds its own env; the next
+    `EnvGroups` of as many groups takes them (one of another size stops them and starts its own)."""
+    discard_prestarted()
+    if groups < 2:
+        return
+    ctx = multiprocessing.get_context("spawn")
+    _PRESTARTED.extend(_spawn(ctx, i) for i in range(groups))
+
+
+def take_prestarted(groups: int) -> list[tuple[multiprocessing.process.BaseProcess, object]]:
+    """The prestarted workers if there are `groups` of them, all alive; else none (and those stopped)."""
+    taken = list(_PRESTARTED)
+    _PRESTARTED.clear()
+    if len(taken) == groups and all(proc.is_alive() for proc, _ in taken):
+        return taken
+    for proc, conn in taken:
+        _stop(proc, conn)
+    return []
+
+
+def discard_prestarted() -> None:
+    for proc, conn in _PRESTARTED:
+        _stop(proc, conn)
+    _PRESTARTED.clear()
+
+
+def _spawn(ctx, index: int):
+    mine, theirs = ctx.Pipe()
+    proc = ctx.Process(target=_serve, args=(theirs, os.getpid()), name=f"dexforge-envgroup-{index}", daemon=True)
+    proc.start()
+    theirs.close()
+    return proc, mine
+
+
+def _stop(proc, conn) -> None:
+    with contextlib.suppress(OSError):
+        conn.send(("stop",))
+    proc.join(timeout=5)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(timeout=5)
+    conn.close()
+
+
 class EnvGroups(SkrlHandEnv):
     """`env`'s envs, as configured now (joints, success, episode length, start states), stepped as
     `groups` copies in worker processes; a drop-in for SkrlHandEnv in `train_ppo(stepper=...)`.
@@ -147,6 +196,7 @@ class EnvGroups(SkrlHandEnv):
             "terminate_on_success": env.terminate_on_success,
             "action_mode": env.action_mode,
         }
+        started = take_prestarted(groups)
         try:
             for i, k in enumerate(self.sizes):
                 buf = Buffers.allocate(k, env.num_actions, env.num_obs, len(self.component_names))
@@ -163,16 +213,16 @@ class EnvGroups(SkrlHandEnv):
                     components=self.component_names,
                     parent=os.getpid(),
                 )
-                mine, theirs = ctx.Pipe()
-                proc = ctx.Process(target=_serve, args=(theirs, setup, buf), name=f"dexforge-envgroup-{i}", daemon=True)
-                proc.start()
-                theirs.close()
+                proc, mine = started[i] if started else _spawn(ctx, i)
+                mine.send(("setup", setup, buf))
                 self.buffers.append(buf)
                 self.conns.append(mine)
                 self.procs.append(proc)
             for i in range(groups):
                 self._wait(i, START_TIMEOUT_S, "build its scene")
         except BaseException:
+            for proc, conn in started[len(self.procs) :]:
+                _stop(proc, conn)
             self.close()
             raise
 
@@ -205,6 +255,22 @@ class EnvGroups(SkrlHandEnv):
             truncated=flags[:, 3],
         )
 
+    def evaluate(self, sub, checkpoint: Path, deterministic: bool) -> tuple[int, int]:
+        """Episodes of subtask `sub` (a SubtaskSpec) from the start states, acted by the policy at `checkpoint`
+        (sampled or mean actions), one batch per group side by side: (successes, episodes). The groups are
+        configured for `sub`'s evaluation after it: call it once training is over."""
+        for conn in self.conns:
+            conn.send(("evaluate", sub, str(checkpoint), deterministic))
+        replies, errors = [], []
+        for i in range(len(self.conns)):  # every reply is read, so that none is left for the next call
+            try:
+                replies.append(self._wait(i, STEP_TIMEOUT_S, "evaluate a policy"))
+            except RuntimeError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+        return sum(r[1] for r in replies), sum(r[2] for r in replies)
+
     def close(self) -> None:
         for conn in self.conns:
             with contextlib.suppress(OSError):
@@ -229,7 +295,7 @@ class EnvGroups(SkrlHandEnv):
         for i in range(len(self.conns)):
             self._wait(i, STEP_TIMEOUT_S, what)
 
-    def _wait(self, i: int, timeout: float, what: str) -> None:
+    def _wait(self, i: int, timeout: float, what: str) -> tuple:
         conn, proc = self.conns[i], self.procs[i]
         try:
             ready = conn.poll(timeout)
@@ -244,17 +310,31 @@ class EnvGroups(SkrlHandEnv):
             raise RuntimeError(f"env group {i} did not {what} within {timeout:.0f} s")
         if reply[0] == "error":
             raise RuntimeError(f"env group {i} failed during {what}: {reply[1]}")
+        return reply
 
 
-def _serve(conn, setup: GroupSetup, buf: Buffers) -> None:
-    """A worker's loop: build the env, then answer reset/step/stop until told to stop."""
+def _serve(conn, parent: int) -> None:
+    """A worker: import Genesis, wait for its setup, build the env, then answer reset/step/stop until told
+    to stop."""
     from dexforge.jobs import die_with_parent
 
-    die_with_parent(setup.parent)
+    die_with_parent(parent)
     torch.set_num_threads(1)  # one core per group
     # Genesis's default on the CPU is one kernel thread, but only QD_NUM_THREADS also stops its other
     # thread pool: measured, two groups stepped 20% faster with it set
     os.environ.setdefault("QD_NUM_THREADS", "1")
+    from dexforge.sim.genesis_init import preload
+
+    preload()
+    try:
+        message = conn.recv()
+    except (EOFError, OSError):
+        return
+    if message[0] == "setup":
+        _run_group(conn, message[1], message[2])
+
+
+def _run_group(conn, setup: GroupSetup, buf: Buffers) -> None:
     try:
         from dexforge.policies.rewards.sandbox import compile_reward
 
@@ -286,6 +366,13 @@ def _serve(conn, setup: GroupSetup, buf: Buffers) -> None:
                     obs = env.observations()
                 buf.obs.copy_(obs)
                 buf.flags[:, 0] = counted
+            elif message[0] == "evaluate":
+                from dexforge.policies.train import policy_successes
+
+                _, sub, checkpoint, deterministic = message
+                ok = policy_successes(env, sub, Path(checkpoint), deterministic)
+                conn.send(("ok", int(ok.sum()), int(ok.numel())))
+                continue
             else:
                 if setup.pre_step is not None:
                     setup.pre_step(env)

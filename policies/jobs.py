@@ -51,6 +51,10 @@ def train_subtask_job(
     sub = plan.subtasks[index]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if sub.controller == "rl":  # the env groups' workers import Genesis while this process builds its env
+        from dexforge.policies.envgroups import prestart, sim_workers
+
+        prestart(sim_workers(n_envs, backend, sub.budget.env_steps))
     env = HandEnv(spec, EnvConfig(auto_reset=False), SceneConfig(n_envs=n_envs, backend=backend))
     if sub.start == "previous" and start_states:
         env.set_start_states(EnvState.load(Path(start_states)))

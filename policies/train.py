@@ -158,30 +158,48 @@ class LiftTest:
             env.targets[moving, col] = env.targets[moving, col] + dist / self.steps
 
 
-def _select_policy(env: HandEnv, sub: SubtaskSpec, trained) -> tuple[Path, bool, dict[str, float]]:
+def _took(sub: SubtaskSpec, what: str, since: float) -> None:
+    """One line in the job's log: how long a phase of a subtask's training took."""
+    print(f"{sub.name}: {what} took {time.time() - since:.1f} s", flush=True)
+
+
+def _select_policy(env: HandEnv, sub: SubtaskSpec, trained, groups=None) -> tuple[Path, bool, dict[str, float]]:
     """The checkpoint (best seen in training, last) and action mode (sampled, mean) that succeed most
     over one batch of episodes from the start states; the choice is saved with the checkpoint, and the
     reported evaluation runs on fresh episodes after it. Training's own success rate is over sampled
-    actions, and the mean action of a Gaussian policy can do better or worse than its samples."""
-    from dexforge.policies.ppo import load_policy, save_action_mode
+    actions, and the mean action of a Gaussian policy can do better or worse than its samples.
+    `groups` (the training's EnvGroups, still open): their workers run the episodes side by side, a batch each."""
+    from dexforge.policies.ppo import save_action_mode
 
     paths = list(dict.fromkeys(p for p in (trained.best_checkpoint, trained.checkpoint) if p is not None))
     rates: dict[str, float] = {}
     best: tuple[float, Path, bool] | None = None
     for path in paths:
         for deterministic in (False, True):
-            _segment(env, sub, reset=True)
-            act = load_policy(env, path, deterministic=deterministic)
-            _segment(env, sub, reset=True)
-            with torch.no_grad():
-                ok, _ = _run(env, make_controller(sub, act), sub)
-            rate = float(ok.float().mean())
+            if groups is not None:
+                wins, episodes = groups.evaluate(sub, Path(path), deterministic)
+                rate = wins / max(episodes, 1)
+            else:
+                rate = float(policy_successes(env, sub, Path(path), deterministic).float().mean())
             rates[f"{Path(path).name}:{'mean' if deterministic else 'sampled'}"] = round(rate, 4)
             if best is None or rate > best[0]:
                 best = (rate, Path(path), deterministic)
     _, chosen, deterministic = best
     save_action_mode(chosen, deterministic, rates)
     return chosen, deterministic, rates
+
+
+def policy_successes(env: HandEnv, sub: SubtaskSpec, checkpoint: Path, deterministic: bool) -> torch.Tensor:
+    """(N,) bool: which of one batch of `sub`'s episodes from the env's start states the policy at
+    `checkpoint` (sampled or mean actions) brought to success."""
+    from dexforge.policies.ppo import load_policy
+
+    _segment(env, sub, reset=True)
+    act = load_policy(env, checkpoint, deterministic=deterministic)
+    _segment(env, sub, reset=True)
+    with torch.no_grad():
+        ok, _ = _run(env, make_controller(sub, act), sub)
+    return ok
 
 
 def reward_program(sub: SubtaskSpec) -> str:
@@ -325,7 +343,10 @@ def train_subtask_ends(
         with contextlib.ExitStack() as stack:
             stepper = None
             if groups > 1:  # one copy of the env per core, stepped side by side
+                t = time.time()
                 stepper = stack.enter_context(EnvGroups(env, source, lift_test_hook(sub), groups))
+                _took(sub, f"starting {groups} env groups", t)
+            t = time.time()
             trained = train_ppo(
                 env,
                 reward_fn,
@@ -339,13 +360,20 @@ def train_subtask_ends(
                 init=init,
                 stepper=stepper,
             )
+            _took(sub, f"training ({trained.env_steps} env steps)", t)
+            t = time.time()
+            chosen, deterministic, outcome.selection = _select_policy(env, sub, trained, stepper)
+            _took(sub, f"choosing among {len(outcome.selection)} policies", t)
+            t = time.time()
+        if groups > 1:
+            _took(sub, "stopping the env groups", t)
         outcome.env_groups = groups
         outcome.env_steps, outcome.stop_reason = trained.env_steps, trained.stop_reason
         outcome.history = trained.history
-        chosen, deterministic, outcome.selection = _select_policy(env, sub, trained)
         outcome.checkpoint, outcome.deterministic = str(chosen), deterministic
         act = load_policy(env, chosen, deterministic=deterministic)
     controller = make_controller(sub, act)
+    t_eval = time.time()
     successes: list[EnvState] = []
     success_metrics: list[dict[str, torch.Tensor]] = []
     last_metrics: dict[str, torch.Tensor] | None = None
@@ -363,6 +391,7 @@ def train_subtask_ends(
             success_metrics.append({k: v[idx].detach().cpu() for k, v in env.metrics.items()})
     outcome.episodes = episodes
     outcome.success_rate = n_success / max(episodes, 1)
+    _took(sub, f"evaluating {episodes} episodes", t_eval)
     outcome.wall_s = time.time() - t0
     if success_metrics:
         end_metrics = {k: torch.cat([b[k] for b in success_metrics]) for k in success_metrics[0]}

@@ -22,6 +22,18 @@ def set_cache_env() -> None:
     os.environ.setdefault("GS_CACHE_FILE_PATH", str(root / "genesis"))
 
 
+def preload() -> None:
+    """Import what jobs import first (torch, Genesis with dexforge's kernel caches, skrl, the env), without
+    initialising Genesis: a worker started ahead of its job spends its wait on this (about 10 s on a CPU)."""
+    import contextlib
+    import importlib
+
+    set_cache_env()
+    for name in ("torch", "genesis", "skrl.agents.torch.ppo", "dexforge.sim.env"):
+        with contextlib.suppress(Exception):  # the job that needs it reports the failure with its traceback
+            importlib.import_module(name)
+
+
 def genesis(backend: Backend = "cpu", *, seed: int | None = None, precision: str = "32"):
     """The initialised `genesis` module; the first call picks the backend for the whole process."""
     if "gs" in _STATE:

@@ -8,10 +8,12 @@ import signal
 import pytest
 import torch
 
+from dexforge.policies import envgroups
 from dexforge.policies.envgroups import WORKERS_ENV, EnvGroups, sim_workers, split
 from dexforge.policies.ppo import PPOConfig, train_ppo
 from dexforge.policies.rewards.sandbox import compile_reward
 from dexforge.policies.skrl_env import SkrlHandEnv
+from dexforge.policies.subtask import SubtaskSpec
 from dexforge.sim.env import EnvConfig, HandEnv
 from dexforge.sim.scene import SceneConfig
 from dexforge.sim.spec import HandSpec, ObjectSpec, Pose, Reached, TaskSpec
@@ -124,14 +126,38 @@ def test_groups_step_as_the_same_env_in_this_process(tmp_path):
         assert not torch.equal(first["net.0.weight"], moved["net.0.weight"])
         assert not (tmp_path / "overlap" / "actor").exists()  # the actor writes nothing
         assert torch.get_num_threads() == threads  # the overlapped update's single thread is given back
+        # once trained, the groups evaluate a policy side by side (a batch each), as choosing a checkpoint does
+        sub = SubtaskSpec(
+            name="reach",
+            controller="rl",
+            active=("wrist_translation",),
+            success=list(env.spec.success),
+            reward=REWARD,
+            episode_length=12,
+        )
+        for deterministic in (False, True):
+            wins, episodes = groups.evaluate(sub, result.checkpoint, deterministic)
+            assert episodes == 4 and 0 <= wins <= 4
+        with pytest.raises(RuntimeError, match="env group 0 failed during evaluate a policy"):
+            groups.evaluate(sub, tmp_path / "no-such.pt", True)
         procs = list(groups.procs)
     assert all(not p.is_alive() for p in procs)  # closed with the block
 
 
 @pytest.mark.genesis
 def test_a_dead_group_is_an_error_not_a_hang():
+    """(Its workers are started ahead, as a training job does while it builds its own env: the groups take
+    them; a prestart of another size is stopped.)"""
+    from dexforge.policies.envgroups import prestart
+
+    prestart(3)
+    wrong = [proc for proc, _ in envgroups._PRESTARTED]
+    prestart(2)
+    ahead = [proc.pid for proc, _ in envgroups._PRESTARTED]
+    assert len(ahead) == 2 and all(not proc.is_alive() for proc in wrong)
     env = _env(4)
     with EnvGroups(env, REWARD, groups=2) as groups:
+        assert [p.pid for p in groups.procs] == ahead and not envgroups._PRESTARTED
         groups.reset()
         os.kill(groups.procs[1].pid, signal.SIGKILL)
         with pytest.raises(RuntimeError, match=r"env group 1 .* died"):

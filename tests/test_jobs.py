@@ -107,3 +107,102 @@ def test_dexgen_and_run_plan_jobs_are_typed(tmp_path):
     result = run_job(Job(kind="dexgen_train", args={"out": str(tmp_path), "epoch": 3}, run_dir=str(tmp_path)))
     assert not result.ok and result.error_type == "ValidationError" and "epoch" in result.error
     assert not (tmp_path / "dexgen.pt").exists()
+
+
+# spare workers: started ahead of their job ------------------------------------------------------------------
+def ready_spare(env: dict[str, str], timeout: float = 30.0) -> int:
+    from dexforge.jobs import SPARES
+
+    SPARES.prepare(env)
+    deadline = time.time() + timeout
+    while SPARES.pid is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert SPARES.pid is not None, "no spare worker started"
+    return SPARES.pid
+
+
+def test_a_spare_worker_runs_the_next_job_and_writes_its_log(tmp_path):
+    from dexforge.jobs import SPARES, child_env
+
+    spare = ready_spare(child_env(PYTHONUNBUFFERED="1"))
+    result = run_job(job(tmp_path, "ok"))
+    assert result.ok and result.value["pid"] == spare  # the job ran in the spare, not a fresh worker
+    assert "selftest progress line" in Path(result.log).read_text()
+    assert SPARES.pid is None  # taken; a light job (selftest) starts no new one
+
+    spare = ready_spare(child_env(PYTHONUNBUFFERED="1"))
+    lines: list[str] = []
+    result = run_job(job(tmp_path, "ok"), on_line=lines.append)
+    assert result.ok and result.value["pid"] == spare and "selftest progress line" in lines
+
+
+def test_a_spare_started_for_another_environment_is_not_used(tmp_path):
+    from dexforge.jobs import child_env
+
+    spare = ready_spare(child_env(PYTHONUNBUFFERED="1", DEXFORGE_SOMETHING_ELSE="1"))
+    result = run_job(job(tmp_path, "ok"))
+    assert result.ok and result.value["pid"] != spare
+    deadline = time.time() + 20
+    while time.time() < deadline:  # and it was stopped
+        try:
+            os.kill(spare, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the unused spare kept running")
+
+
+def test_failures_in_a_spare_come_back_as_results(tmp_path):
+    from dexforge.jobs import child_env
+
+    ready_spare(child_env(PYTHONUNBUFFERED="1"))
+    result = run_job(job(tmp_path, "sleep", timeout=20.0, seconds=120.0))  # preloading counts in its time
+    assert not result.ok and result.error_type == "Timeout"
+    ready_spare(child_env(PYTHONUNBUFFERED="1"))
+    crashed = run_job(job(tmp_path, "segfault"))
+    assert not crashed.ok and crashed.error_type == "WorkerCrash" and "signal 11" in crashed.error
+
+
+def test_a_genesis_job_starts_a_spare_and_the_setting_turns_it_off(tmp_path, monkeypatch):
+    import pytest
+
+    from dexforge.jobs import SPARES, spare_setting
+
+    SPARES.close()
+    run_job(Job(kind="check_scene", args={"spec_yaml": "name: x", "outdir": "/tmp"}, run_dir=str(tmp_path)))
+    deadline = time.time() + 20
+    while SPARES.pid is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert SPARES.pid is not None
+    SPARES.close()
+    monkeypatch.setenv("DEXFORGE_SPARE_WORKER", "0")
+    assert not spare_setting()
+    run_job(Job(kind="check_scene", args={"spec_yaml": "name: x", "outdir": "/tmp"}, run_dir=str(tmp_path)))
+    time.sleep(1.0)
+    assert SPARES.pid is None
+    monkeypatch.setenv("DEXFORGE_SPARE_WORKER", "sometimes")
+    with pytest.raises(ValueError, match="DEXFORGE_SPARE_WORKER"):
+        spare_setting()
+
+
+def test_a_spare_dies_with_the_process_that_started_it(tmp_path):
+    code = (
+        "import time; from dexforge.jobs import SPARES, child_env;"
+        "SPARES.prepare(child_env());"
+        "exec('while SPARES.pid is None: time.sleep(0.05)');"
+        "print(SPARES.pid, flush=True); time.sleep(120)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    spare = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.kill(spare, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(spare, signal.SIGKILL)
+    raise AssertionError("the spare outlived the process that started it")
