@@ -36,7 +36,7 @@ def test_rows_from_before_step_success_was_recorded_count_as_none():
 
 
 @pytest.mark.parametrize(
-    ("raw", "want"), [(None, False), ("", False), ("0", False), ("off", False), ("1", True), ("ON", True)]
+    ("raw", "want"), [(None, True), ("", True), ("0", False), ("off", False), ("1", True), ("ON", True)]
 )
 def test_the_overlap_setting_reads_the_environment(monkeypatch, raw, want):
     if raw is None:
