@@ -198,6 +198,19 @@ def _mean(values: list) -> float | None:
     return round(statistics.fmean(values), 3) if values else None
 
 
+def _revision() -> str | None:
+    """The repository's commit (with `+dirty` when the tree has changes), or None outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -280,6 +293,8 @@ def main() -> None:
         "benchmark": "gendexhand",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "environment": {k: os.environ[k] for k in sorted(os.environ) if k.startswith("DEXFORGE_")},
+        "revision": _revision(),
         "runs": results,
         "per_task": per_task,
         "overall_mean_success": overall,

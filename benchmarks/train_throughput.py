@@ -8,9 +8,9 @@ Prints JSON: env-steps/s of
 - ppo_groups: the envs split into one group per core, stepped side by side in worker processes
   (policies.envgroups, what `dexforge run` uses on a CPU machine);
 - ppo_groups_overlap: the same, with each rollout's update running while the next rollout is collected
-  (PPOConfig.overlap: one update of policy lag).
-Ratios: ppo_in_process / raw (target >= 0.6) and ppo_groups / ppo_one_core (target >= 1.6), and
-ppo_groups_overlap / ppo_one_core.
+  (PPOConfig.overlap: one update of policy lag); what subtask training does by default.
+Ratios: ppo_in_process / raw (target >= 0.6) and ppo_groups_overlap / ppo_one_core (the default training on
+both cores against one core, target >= 1.6), and ppo_groups / ppo_one_core (groups without the overlap).
 Runs are interleaved (`--repeats`), the best of each counts.
 `--beside-busy N` keeps N busy processes (a spinning Python loop each) running through the measurement: a
 machine that does something else too. OpenMP's wait policy is dexforge's default (PASSIVE) unless
@@ -132,13 +132,13 @@ def measure(args: argparse.Namespace) -> dict:
         "env_steps_per_s": {k: round(v) for k, v in rate.items()},
         "ratio_in_process_to_raw": round(rate["ppo_in_process"] / rate["raw"], 3),
         "target_ratio_in_process_to_raw": 0.6,
-        "two_cores_to_one": round(rate["ppo_groups"] / rate["ppo_one_core"], 3),
+        "two_cores_to_one": round(rate["ppo_groups_overlap"] / rate["ppo_one_core"], 3),
+        "serial_groups_to_one": round(rate["ppo_groups"] / rate["ppo_one_core"], 3),
         "groups_to_in_process": round(rate["ppo_groups"] / rate["ppo_in_process"], 3),
-        "overlap_to_one": round(rate["ppo_groups_overlap"] / rate["ppo_one_core"], 3),
         "overlap_nice_to_one": round(rate["ppo_groups_overlap_nice"] / rate["ppo_one_core"], 3),
         "target_two_cores_to_one": 1.6,
         "meets_targets": (
-            rate["ppo_in_process"] / rate["raw"] >= 0.6 and rate["ppo_groups"] / rate["ppo_one_core"] >= 1.6
+            rate["ppo_in_process"] / rate["raw"] >= 0.6 and rate["ppo_groups_overlap"] / rate["ppo_one_core"] >= 1.6
         ),
     }
 
