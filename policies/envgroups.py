@@ -367,7 +367,7 @@ def _run_group(conn, setup: GroupSetup, buf: Buffers) -> None:
                 buf.obs.copy_(obs)
                 buf.flags[:, 0] = counted
             elif message[0] == "evaluate":
-                from dexforge.policies.train import policy_successes
+                from dexforge.policies.segments import policy_successes
 
                 _, sub, checkpoint, deterministic = message
                 ok = policy_successes(env, sub, Path(checkpoint), deterministic)

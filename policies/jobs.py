@@ -11,8 +11,9 @@ from pathlib import Path
 
 import torch
 
+from dexforge.policies.segments import evaluate_chain, make_controller, run_segment, segment
 from dexforge.policies.subtask import Plan
-from dexforge.policies.train import _run, _segment, evaluate_chain, make_controller, train_subtask_ends
+from dexforge.policies.train import train_subtask_ends
 from dexforge.sim.env import EnvConfig, EnvState, HandEnv
 from dexforge.sim.scene import SceneConfig
 from dexforge.sim.spec import TaskSpec, load_yaml
@@ -87,7 +88,7 @@ def _policies(env: HandEnv, plan: Plan, checkpoints: dict[str, str]) -> dict:
         if sub.controller == "rl":
             if sub.name not in checkpoints:
                 raise ValueError(f"subtask '{sub.name}' is rl but has no checkpoint")
-            _segment(env, sub, reset=False)
+            segment(env, sub, reset=False)
             policies[sub.name] = load_policy(env, Path(checkpoints[sub.name]))  # in its measured mode
     return policies
 
@@ -131,8 +132,8 @@ def record_chain(spec: TaskSpec, plan: Plan, checkpoints: dict[str, str], out_pa
     frames = [_frame(camera)]
     with torch.no_grad():
         for sub in plan.subtasks:
-            _segment(env, sub, reset=False)
-            _run(env, _Filming(make_controller(sub, policies.get(sub.name)), camera, frames), sub)
+            segment(env, sub, reset=False)
+            run_segment(env, _Filming(make_controller(sub, policies.get(sub.name)), camera, frames), sub)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     imageio.mimsave(out_path, frames, fps=max(1, round(1.0 / (env.dt * 2))), macro_block_size=1)
     return out_path

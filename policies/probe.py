@@ -142,7 +142,7 @@ def probe_motion_job(
     ground, objects the leg is not about) and how far each object moved. Returns a ProbeMotionResult."""
     from dexforge.policies.controllers import MotionPlanController, run_episode
     from dexforge.policies.jobs import _load
-    from dexforge.policies.train import _segment, make_controller
+    from dexforge.policies.segments import make_controller, segment
     from dexforge.sim.env import EnvConfig, HandEnv
     from dexforge.sim.probe import load_start_states
     from dexforge.sim.scene import SceneConfig
@@ -160,7 +160,7 @@ def probe_motion_job(
     env = HandEnv(spec, EnvConfig(auto_reset=False), SceneConfig(n_envs=n_envs, backend=backend))
     if sub.start == "previous" and start_states:
         load_start_states(env, start_states)
-    _segment(env, sub, reset=True)
+    segment(env, sub, reset=True)
     m = env.metrics
     start_pos = {k: m[f"{k}.pos"].clone() for k in env.objects}
     palm_start = m["palm_pos"].clone()
@@ -216,7 +216,8 @@ def rollout_frames_job(
     from dexforge.policies.jobs import _load
     from dexforge.policies.ppo import PPOConfig, _saved_config, checkpoint_misfit, load_policy
     from dexforge.policies.rewards.sandbox import compile_reward
-    from dexforge.policies.train import _segment, make_controller, reward_program
+    from dexforge.policies.segments import make_controller, segment
+    from dexforge.policies.train import reward_program
     from dexforge.sim.probe import _camera_env, _save_png, load_start_states
     from dexforge.sim.render import _sync
 
@@ -228,14 +229,14 @@ def rollout_frames_job(
         raise ValueError(f"frames {frames} is out of range; ask for 1 to 30")
     path = Path(checkpoint)
     env = _camera_env(spec, width, height, backend)
-    _segment(env, sub, reset=False)  # the observation and action sizes of this subtask
+    segment(env, sub, reset=False)  # the observation and action sizes of this subtask
     misfit = checkpoint_misfit(path, env.num_obs, env.num_actions, PPOConfig(**_saved_config(path)))
     if misfit is not None:
         raise ValueError(f"checkpoint {path} does not fit subtask '{sub.name}': {misfit}")
     act = load_policy(env, path)
     if sub.start == "previous" and start_states:
         load_start_states(env, start_states)
-    _segment(env, sub, reset=True)
+    segment(env, sub, reset=True)
     reward_fn = compile_reward(reward_program(sub))
     camera = env.built.cameras["oblique"]
     steps = sub.episode_length

@@ -16,8 +16,9 @@ from dexforge.policies.dexgen.checkpoint import DexGen
 from dexforge.policies.dexgen.collect import load_dataset
 from dexforge.policies.dexgen.config import DexGenConfig
 from dexforge.policies.dexgen.experts import ExpertConfig, make_env
+from dexforge.policies.segments import make_controller, run_segment
 from dexforge.policies.subtask import DexGenUse, SubtaskSpec
-from dexforge.policies.train import _run, make_controller, train_subtask
+from dexforge.policies.train import train_subtask
 from dexforge.sim.env import EnvState
 from dexforge.sim.spec import Held
 
@@ -114,7 +115,7 @@ def test_collect_train_and_assist_on_a_tiny_scene(tmp_path):
     assert type(controller).__name__ == "FilteredController"
     env.set_start_states(start)
     env.configure(action_mode="delta", reset=True)
-    success, _ = _run(env, controller, filtered)
+    success, _ = run_segment(env, controller, filtered)
     assert success.shape == (4,) and len(controller.assist.latency_s) == 5  # every step went through DexGen
 
 

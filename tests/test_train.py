@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from dexforge.policies.dataset import inspect
+from dexforge.policies.segments import evaluate_chain
 from dexforge.policies.subtask import Plan, PlanError, SubtaskSpec
-from dexforge.policies.train import evaluate_chain, train_plan
+from dexforge.policies.train import train_plan
 from dexforge.sim.demo import example_spec
 from dexforge.sim.env import EnvConfig, HandEnv
 from dexforge.sim.scene import SceneConfig
@@ -109,7 +110,7 @@ def test_a_failed_subtask_stops_the_chain(tmp_path):
 def test_the_lift_test_raises_the_frozen_wrist_at_the_end_of_an_episode():
     from types import SimpleNamespace
 
-    from dexforge.policies.train import lift_test_hook
+    from dexforge.policies.segments import lift_test_hook
 
     sub = SubtaskSpec(
         name="g", controller="rl", reward_template="grasp", lift_test=0.08, lift_test_steps=4, episode_length=10
@@ -139,7 +140,7 @@ def test_the_lift_test_raises_the_frozen_wrist_at_the_end_of_an_episode():
 def test_the_lift_test_shift_carries_the_palm_sideways_during_the_hold():
     from types import SimpleNamespace
 
-    from dexforge.policies.train import lift_test_hook
+    from dexforge.policies.segments import lift_test_hook
 
     sub = SubtaskSpec(
         name="g",
