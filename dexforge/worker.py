@@ -2,8 +2,8 @@
 
 `python -m dexforge.worker --spare` is a worker started ahead of its job (dexforge.jobs keeps one ready):
 it imports what jobs need (Genesis takes about 10 s of a job's start), then reads its job from stdin as
-lines REQUEST, RESULT and optionally LOG (the file its output goes to; without it, its output goes to the
-stdout it was started with). Closing its stdin with nothing written lets it go.
+three lines: REQUEST, RESULT and LOG (the file its output goes to; an empty line: the stdout it was started
+with). Closing its stdin with nothing written lets it go.
 """
 
 from __future__ import annotations
@@ -57,16 +57,17 @@ def spare() -> int:
     os.dup2(quiet, 2)
     os.close(quiet)
     preload()
-    lines = sys.stdin.read().splitlines()
-    if len(lines) < 2:
+    # three lines, not "until end of file": a process forked from the parent may hold the pipe open
+    request, result, log = (sys.stdin.readline().rstrip("\n") for _ in range(3))
+    if not request or not result:
         return 0
-    target = os.open(lines[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT) if len(lines) > 2 and lines[2] else started_with
+    target = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT) if log else started_with
     os.dup2(target, 1)
     os.dup2(target, 2)
     os.close(target)
     if target != started_with:
         os.close(started_with)
-    return main(lines[0], lines[1])
+    return main(request, result)
 
 
 if __name__ == "__main__":

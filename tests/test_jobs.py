@@ -206,3 +206,21 @@ def test_a_spare_dies_with_the_process_that_started_it(tmp_path):
         time.sleep(0.2)
     os.kill(spare, signal.SIGKILL)
     raise AssertionError("the spare outlived the process that started it")
+
+
+def test_a_spare_takes_its_job_while_a_forked_process_holds_its_stdin(tmp_path):
+    """A process forked from this one (a sandbox, a pool) inherits the spare's stdin pipe and keeps it open:
+    the spare reads its three lines, it does not wait for the end of the file."""
+    from dexforge.jobs import child_env
+
+    spare = ready_spare(child_env(PYTHONUNBUFFERED="1"))
+    child = os.fork()
+    if child == 0:  # holds every inherited descriptor, the spare's stdin among them
+        time.sleep(90)
+        os._exit(0)
+    try:
+        result = run_job(job(tmp_path, "ok", timeout=45.0))
+        assert result.ok and result.value["pid"] == spare
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
