@@ -13,6 +13,19 @@ from pathlib import Path
 from dexforge.jobs import Job, run_job
 
 
+def gone(pid: int, within: float = 20.0) -> bool:
+    """Whether process `pid` ends within `within` seconds (if not, it is killed and False comes back)."""
+    deadline = time.time() + within
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    return False
+
+
 def job(tmp_path, mode: str, timeout: float = 60.0, **args) -> Job:
     return Job(kind="selftest", args={"mode": mode, **args}, run_dir=str(tmp_path), timeout_s=timeout)
 
@@ -69,15 +82,7 @@ def test_a_worker_dies_with_the_process_that_started_it(tmp_path):
     assert worker is not None, "the worker never started"
     parent.send_signal(signal.SIGKILL)  # the parent alone, as `kill -9 PID` would
     parent.wait()
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            os.kill(worker, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    os.kill(worker, signal.SIGKILL)
-    raise AssertionError("the worker outlived the process that started it")
+    assert gone(worker), "the worker outlived the process that started it"
 
 
 def test_typed_jobs_are_validated_on_both_sides_of_the_boundary(tmp_path):
@@ -142,15 +147,7 @@ def test_a_spare_started_for_another_environment_is_not_used(tmp_path):
     spare = ready_spare(child_env(PYTHONUNBUFFERED="1", DEXFORGE_SOMETHING_ELSE="1"))
     result = run_job(job(tmp_path, "ok"))
     assert result.ok and result.value["pid"] != spare
-    deadline = time.time() + 20
-    while time.time() < deadline:  # and it was stopped
-        try:
-            os.kill(spare, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("the unused spare kept running")
+    assert gone(spare), "the unused spare kept running"  # and it was stopped
 
 
 def test_failures_in_a_spare_come_back_as_results(tmp_path):
@@ -197,15 +194,7 @@ def test_a_spare_dies_with_the_process_that_started_it(tmp_path):
     spare = int(parent.stdout.readline())
     parent.send_signal(signal.SIGKILL)
     parent.wait()
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            os.kill(spare, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    os.kill(spare, signal.SIGKILL)
-    raise AssertionError("the spare outlived the process that started it")
+    assert gone(spare), "the spare outlived the process that started it"
 
 
 def test_a_spare_takes_its_job_while_a_forked_process_holds_its_stdin(tmp_path):
