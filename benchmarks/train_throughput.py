@@ -86,7 +86,7 @@ def measure(args: argparse.Namespace) -> dict:
     steps = 16 * args.iterations
     budget = steps * args.envs
     gen = torch.Generator().manual_seed(0)
-    from dexforge.policies import ppo as ppo_module
+    from dexforge.policies import overlap as overlap_module
 
     names = ("raw", "ppo_one_core", "ppo_in_process", "ppo_groups", "ppo_groups_overlap", "ppo_groups_overlap_nice")
     times: dict[str, list[float]] = {name: [] for name in names}
@@ -111,9 +111,9 @@ def measure(args: argparse.Namespace) -> dict:
             times["ppo_in_process"].append(ppo(f"in{rep}"))
             times["ppo_groups"].append(ppo(f"groups{rep}", groups))
             times["ppo_groups_overlap"].append(ppo(f"overlap{rep}", groups, overlap=True))
-            ppo_module.UPDATE_NICE = 10
+            overlap_module.UPDATE_NICE = 10
             times["ppo_groups_overlap_nice"].append(ppo(f"nice{rep}", groups, overlap=True))
-            ppo_module.UPDATE_NICE = 0
+            overlap_module.UPDATE_NICE = 0
     rate = {k: budget / min(v) for k, v in times.items()}
     return {
         "benchmark": "train_throughput",

@@ -81,7 +81,7 @@ def train_subtask_job(
 
 
 def _policies(env: HandEnv, plan: Plan, checkpoints: dict[str, str]) -> dict:
-    from dexforge.policies.ppo import load_policy
+    from dexforge.policies.policy_files import load_policy
 
     policies = {}
     for sub in plan.subtasks:

@@ -1,5 +1,6 @@
-"""PPO with skrl 2.x on HandEnv: models, training with early stopping, checkpoints, resume and evaluation
-(the skrl environment wrapper and its per-component reward statistics: `policies.skrl_env`).
+"""PPO with skrl 2.x on HandEnv: models, training with early stopping, checkpoints and resume (the skrl
+environment wrapper and its per-component reward statistics: `policies.skrl_env`; the overlapped update:
+`policies.overlap`; loading and evaluating a saved policy: `policies.policy_files`).
 
 The training loop is skrl's sequential loop (pre_interaction, act, step, record_transition,
 post_interaction) written out so that it can stop early, report progress and keep statistics.
@@ -8,10 +9,8 @@ One iteration is `rollouts` steps of every env followed by a PPO update.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,11 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dexforge.policies.overlap import Overlapped, act_and_record
 from dexforge.policies.skrl_env import RewardFn, SkrlHandEnv
 from dexforge.sim.env import HandEnv
-
-OVERLAP_ENV = "DEXFORGE_PPO_OVERLAP"
-UPDATE_NICE = int(os.environ.get("DEXFORGE_UPDATE_NICE", "0"))  # experiment: the overlapped update's thread niceness
 
 
 @dataclass(frozen=True)
@@ -236,7 +233,9 @@ def train_ppo(
     iteration = start_iteration
     stats_file = (run_dir / "stats.jsonl").open("a")
     learn_threads = torch.get_num_threads()
-    learner = _Overlapped(agent, wrapped, cfg, run_dir) if overlap else None
+    learner = None
+    if overlap:
+        learner = Overlapped(agent, build_agent(wrapped, cfg, run_dir / "actor", track=False), wrapped, cfg.rollouts)
     while True:
         if learner is not None:  # acted by the actor's copy while the last rollout's update runs
             observations, timestep = learner.rollout(observations, timestep)
@@ -244,7 +243,7 @@ def train_ppo(
             torch.set_num_threads(wrapped.rollout_threads)
         for step in range(cfg.rollouts if learner is None else 0):
             agent.pre_interaction(timestep=timestep, timesteps=1 << 40)
-            next_obs = _act_and_record(agent, wrapped, observations, timestep)
+            next_obs = act_and_record(agent, wrapped, observations, timestep)
             if step == cfg.rollouts - 1:  # the update (in post_interaction) gets every thread
                 torch.set_num_threads(learn_threads)
             agent.post_interaction(timestep=timestep, timesteps=1 << 40)
@@ -311,209 +310,9 @@ def train_ppo(
     )
 
 
-def _act_and_record(agent, wrapped: SkrlHandEnv, observations: torch.Tensor, timestep: int) -> torch.Tensor:
-    """One step of every env acted by `agent`, recorded in its memory; the next observations."""
-    with torch.no_grad():
-        actions, _ = agent.act(observations, None, timestep=timestep, timesteps=1 << 40)
-        next_obs, rewards, terminated, truncated, infos = wrapped.step(actions)
-        agent.record_transition(
-            observations=observations,
-            states=None,
-            actions=actions,
-            rewards=rewards,
-            next_observations=next_obs,
-            next_states=None,
-            terminated=terminated,
-            truncated=truncated,
-            infos=infos,
-            timestep=timestep,
-            timesteps=1 << 40,
-        )
-    return next_obs
-
-
-class _Overlapped:
-    """`PPOConfig.overlap`: a second agent (the actor) collects each rollout into its own memory while the
-    learner's update of the previous rollout runs in a thread; then the memories swap and the actor takes the
-    learner's new weights. Torch keeps one thread throughout: the groups' workers have the cores."""
-
-    def __init__(self, learner, wrapped: SkrlHandEnv, cfg: PPOConfig, run_dir: Path):
-        import threading
-
-        self.learner, self.wrapped, self.cfg = learner, wrapped, cfg
-        self.actor = build_agent(wrapped, cfg, run_dir / "actor", track=False)
-        self.actor.enable_training_mode(True)
-        self._threading = threading
-        self.thread: threading.Thread | None = None
-        self.timestep = 0
-        self.error: BaseException | None = None
-        torch.set_num_threads(1)
-        self._sync()
-
-    def _sync(self) -> None:
-        """The actor takes the learner's networks and normalisers (not its optimiser, which it never steps)."""
-        for name, module in self.learner.checkpoint_modules.items():
-            if name != "optimizer" and hasattr(module, "state_dict"):
-                self.actor.checkpoint_modules[name].load_state_dict(module.state_dict())
-
-    def rollout(self, observations: torch.Tensor, timestep: int) -> tuple[torch.Tensor, int]:
-        """One rollout acted by the actor, into the actor's memory; then the update that ran beside it ends and
-        the actor takes its weights."""
-        for _ in range(self.cfg.rollouts):
-            observations = _act_and_record(self.actor, self.wrapped, observations, timestep)
-            timestep += 1
-        self.wait()
-        self._sync()
-        return observations, timestep
-
-    def learn(self, timestep: int) -> None:
-        """Swap memories (the learner gets the rollout just collected) and start its update in a thread."""
-        self.wait()
-        self.timestep = timestep
-        learner, actor = self.learner, self.actor
-        learner.memory, actor.memory = actor.memory, learner.memory
-        learner._current_next_observations = actor._current_next_observations
-        learner._current_next_states = actor._current_next_states
-
-        def update() -> None:
-            _lower_priority(UPDATE_NICE)
-            try:
-                learner.enable_models_training_mode(True)
-                learner.update(timestep=timestep, timesteps=1 << 40)
-                learner.enable_models_training_mode(False)
-            except BaseException as exc:  # raised in the training loop by wait()
-                self.error = exc
-
-        self.thread = self._threading.Thread(target=update, name="dexforge-ppo-update", daemon=True)
-        self.thread.start()
-
-    def wait(self) -> None:
-        """The update in flight (if any) has ended; its tracking data is written."""
-        if self.thread is not None:
-            self.thread.join()
-            self.thread = None
-            if self.error is not None:
-                error, self.error = self.error, None
-                raise error
-            from skrl.agents.torch import Agent
-
-            # writes the update's losses to TensorBoard (skrl writes at steps that are multiples of `rollouts`)
-            Agent.post_interaction(self.learner, timestep=self.timestep - 1, timesteps=1 << 40)
-
-    def close(self) -> None:
-        self.wait()
-
-
-def _lower_priority(nice: int) -> None:
-    """This thread yields to the rest of the process and to other processes of its priority: `nice` added to its
-    niceness (Linux threads have their own; elsewhere, nothing happens)."""
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return
-    import threading
-
-    with contextlib.suppress(OSError):
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
-
-
-def overlap_setting() -> bool:
-    """`DEXFORGE_PPO_OVERLAP`: 1/true/on (the default) runs each rollout's update beside the next rollout
-    (`PPOConfig.overlap`) in subtask training; 0/false/off runs them one after the other. On by default since
-    it learnt as well on the tuning seeds (the apple's grasp, seeds 101 and 102) and trained 35% faster."""
-    raw = os.environ.get(OVERLAP_ENV, "").strip().lower()
-    if raw in ("0", "false", "off", "no"):
-        return False
-    if raw in ("", "1", "true", "on", "yes"):
-        return True
-    raise ValueError(f"{OVERLAP_ENV} must be 1 or 0, got {raw!r}")
-
-
 def _checkpoint(agent, run_dir: Path, iteration: int, history: list, env_steps: int) -> Path:
     path = run_dir / "checkpoint.pt"
     agent.save(str(path))
     meta = {"iteration": iteration, "env_steps": env_steps, "history": history}
     path.with_suffix(".json").write_text(json.dumps(meta))
     return path
-
-
-def _mode_file(checkpoint: Path) -> Path:
-    return Path(checkpoint).with_suffix(".mode.json")
-
-
-def save_action_mode(checkpoint: Path, deterministic: bool, rates: dict[str, float] | None = None) -> None:
-    """Record how a checkpoint acts best (mean or sampled actions), as measured; `load_policy` reads it."""
-    _mode_file(checkpoint).write_text(json.dumps({"deterministic": deterministic, "measured": rates or {}}))
-
-
-def action_mode(checkpoint: Path) -> bool:
-    """The recorded mode of a checkpoint (`save_action_mode`); sampled actions, as trained, if none."""
-    path = _mode_file(checkpoint)
-    return bool(json.loads(path.read_text())["deterministic"]) if path.exists() else False
-
-
-def load_policy(
-    env: HandEnv, checkpoint: Path, cfg: PPOConfig | None = None, *, deterministic: bool | None = None
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """act(obs) -> actions from a checkpoint: the mean action (`deterministic=True`) or a sample from the
-    Gaussian policy as it was trained (`False`); `None` uses the mode recorded with the checkpoint
-    (`save_action_mode`), else samples. Observations are normalised with the saved running statistics."""
-    if deterministic is None:
-        deterministic = action_mode(checkpoint)
-    cfg = cfg or PPOConfig(**_saved_config(checkpoint))
-    wrapped = SkrlHandEnv(env, lambda m: (torch.zeros(env.num_envs), {}))
-    agent = build_agent(wrapped, cfg, Path(checkpoint).parent / "eval")
-    agent.load(str(checkpoint))
-    agent.enable_training_mode(False)
-
-    @torch.no_grad()
-    def act(obs: torch.Tensor) -> torch.Tensor:
-        inputs = {"observations": agent._observation_preprocessor(obs), "states": None}
-        actions, outputs = agent.policy.act(inputs, role="policy")
-        return outputs["mean_actions"] if deterministic else actions
-
-    return act
-
-
-def checkpoint_misfit(checkpoint: Path, num_obs: int, num_actions: int, cfg: PPOConfig | None = None) -> str | None:
-    """Why the policy in `checkpoint` cannot warm-start training on `num_obs` observations and
-    `num_actions` actions with `cfg`'s networks (None when it can): a missing file, other sizes or other
-    hidden layers."""
-    cfg = cfg or PPOConfig()
-    path = Path(checkpoint)
-    if not path.is_file():
-        return f"{path} does not exist"
-    saved = _saved_config(path)
-    if "hidden" in saved and tuple(saved["hidden"]) != tuple(cfg.hidden):
-        return f"hidden layers {list(saved['hidden'])} differ from {list(cfg.hidden)}"
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
-        weights = [v for k, v in data["policy"].items() if k.endswith(".weight")]
-        mean = data["observation_preprocessor"]["running_mean"]
-    except Exception as exc:  # any unreadable checkpoint is a misfit, with its reason
-        return f"unreadable checkpoint {path.name}: {type(exc).__name__}: {exc}"
-    got = (int(weights[0].shape[1]), int(weights[-1].shape[0]), int(mean.shape[0]))
-    if got != (num_obs, num_actions, num_obs):
-        return f"observation/action sizes {got[0]}/{got[1]} differ from {num_obs}/{num_actions}"
-    return None
-
-
-def _saved_config(checkpoint: Path) -> dict:
-    path = Path(checkpoint).parent / "ppo_config.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
-    if "hidden" in data:
-        data["hidden"] = tuple(data["hidden"])
-    return data
-
-
-@torch.no_grad()
-def evaluate(env: HandEnv, act: Callable[[torch.Tensor], torch.Tensor], episodes: int, seed: int = 0) -> float:
-    """Success rate over at least `episodes` episodes (success at an episode's last step), fixed seed."""
-    env._rng.manual_seed(seed)
-    obs = env.reset()
-    outcomes: list[bool] = []
-    while len(outcomes) < episodes:
-        result = env.step(act(obs))
-        obs = result.obs
-        if result.reset.any():
-            outcomes += result.success[result.reset].tolist()
-    return sum(outcomes[:episodes]) / episodes

@@ -214,7 +214,8 @@ def rollout_frames_job(
     PNGs evenly spaced over it in `out_dir` (oblique camera), its success, and the mean per step of each
     component of the subtask's reward program. Returns a RolloutFramesResult."""
     from dexforge.policies.jobs import _load
-    from dexforge.policies.ppo import PPOConfig, _saved_config, checkpoint_misfit, load_policy
+    from dexforge.policies.policy_files import checkpoint_misfit, load_policy, saved_config
+    from dexforge.policies.ppo import PPOConfig
     from dexforge.policies.rewards.sandbox import compile_reward
     from dexforge.policies.segments import make_controller, segment
     from dexforge.policies.train import reward_program
@@ -230,7 +231,7 @@ def rollout_frames_job(
     path = Path(checkpoint)
     env = _camera_env(spec, width, height, backend)
     segment(env, sub, reset=False)  # the observation and action sizes of this subtask
-    misfit = checkpoint_misfit(path, env.num_obs, env.num_actions, PPOConfig(**_saved_config(path)))
+    misfit = checkpoint_misfit(path, env.num_obs, env.num_actions, PPOConfig(**saved_config(path)))
     if misfit is not None:
         raise ValueError(f"checkpoint {path} does not fit subtask '{sub.name}': {misfit}")
     act = load_policy(env, path)

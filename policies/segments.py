@@ -90,7 +90,7 @@ class LiftTest:
 def policy_successes(env: HandEnv, sub: SubtaskSpec, checkpoint: Path, deterministic: bool) -> torch.Tensor:
     """(N,) bool: which of one batch of `sub`'s episodes from the env's start states the policy at
     `checkpoint` (sampled or mean actions) brought to success."""
-    from dexforge.policies.ppo import load_policy
+    from dexforge.policies.policy_files import load_policy
 
     segment(env, sub, reset=True)
     act = load_policy(env, checkpoint, deterministic=deterministic)

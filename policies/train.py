@@ -106,7 +106,7 @@ def _select_policy(env: HandEnv, sub: SubtaskSpec, trained, groups=None) -> tupl
     reported evaluation runs on fresh episodes after it. Training's own success rate is over sampled
     actions, and the mean action of a Gaussian policy can do better or worse than its samples.
     `groups` (the training's EnvGroups, still open): their workers run the episodes side by side, a batch each."""
-    from dexforge.policies.ppo import save_action_mode
+    from dexforge.policies.policy_files import save_action_mode
 
     paths = list(dict.fromkeys(p for p in (trained.best_checkpoint, trained.checkpoint) if p is not None))
     rates: dict[str, float] = {}
@@ -185,7 +185,9 @@ def train_subtask_ends(
     act = None
     if sub.controller == "rl":
         from dexforge.policies.envgroups import EnvGroups, sim_workers
-        from dexforge.policies.ppo import PPOConfig, checkpoint_misfit, load_policy, overlap_setting, train_ppo
+        from dexforge.policies.overlap import overlap_setting
+        from dexforge.policies.policy_files import checkpoint_misfit, load_policy
+        from dexforge.policies.ppo import PPOConfig, train_ppo
         from dexforge.policies.rewards.sandbox import compile_reward, dry_run
 
         source = reward_program(sub)
@@ -318,7 +320,7 @@ def train_plan(
         outcome, start = train_subtask(env, sub, run_dir, eval_episodes=eval_episodes, progress=progress)
         outcomes.append(outcome)
         if outcome.checkpoint:
-            from dexforge.policies.ppo import load_policy
+            from dexforge.policies.policy_files import load_policy
 
             segment(env, sub, reset=False)
             policies[sub.name] = load_policy(env, Path(outcome.checkpoint))  # in its measured mode

@@ -21,7 +21,7 @@ from dexforge.agents.experience import subtask_text
 from dexforge.evals.scripted import ScriptedOpenAI, image_urls
 from dexforge.memory.records import SubtaskRecord
 from dexforge.memory.store import ExperienceStore
-from dexforge.policies.ppo import checkpoint_misfit
+from dexforge.policies.policy_files import checkpoint_misfit
 from dexforge.policies.rewards.templates import render
 from dexforge.sim.spec import TaskSpec
 

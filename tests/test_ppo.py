@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from dexforge.policies.ppo import PPOConfig, evaluate, load_policy, train_ppo
+from dexforge.policies.policy_files import evaluate, load_policy
+from dexforge.policies.ppo import PPOConfig, train_ppo
 from dexforge.sim.env import EnvConfig, HandEnv
 from dexforge.sim.scene import SceneConfig
 from dexforge.sim.spec import HandSpec, ObjectSpec, Pose, Reached, TaskSpec

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dexforge.policies.ppo import OVERLAP_ENV, no_learning, overlap_setting
+from dexforge.policies.overlap import OVERLAP_ENV, overlap_setting
+from dexforge.policies.ppo import no_learning
 
 
 def rows(*pairs: tuple[float | None, float]) -> list[dict]:

@@ -37,7 +37,7 @@ def _quiet(_msg: str) -> None:
 
 
 def load_expert(env: HandEnv, folder: Path, deterministic: bool | None):
-    from dexforge.policies.ppo import load_policy
+    from dexforge.policies.policy_files import load_policy
 
     summary = json.loads((folder / "expert.json").read_text())
     return load_policy(env, Path(summary["checkpoint"]), deterministic=deterministic), summary
