@@ -7,7 +7,7 @@
     judge --all passed--> collect -> archive -> report;   judge --gave up--> archive -> report
     collect --weak chain (once)--> train (the weakest rl subtask again) -> judge -> ... -> collect
 
-Nodes live in scene_nodes, train_nodes and finish_nodes; routers here are pure functions of the state.
+Nodes live in scene_nodes, plan_nodes, train_nodes and finish_nodes; routers here are pure functions of the state.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from langgraph.runtime import Runtime
 
 from dexforge.agents.context import AgentContext
 from dexforge.agents.finish_nodes import archive, report
+from dexforge.agents.plan_nodes import decompose, write_reward
 from dexforge.agents.scene_nodes import approve, check, propose, recall
 from dexforge.agents.state import AgentState
-from dexforge.agents.train_nodes import collect, decompose, judge, train, write_reward
+from dexforge.agents.train_nodes import collect, judge, train
 from dexforge.policies.subtask import Plan
 from dexforge.sim.spec import load_yaml
 

@@ -1,4 +1,5 @@
-"""Nodes from an accepted scene to trained subtasks: decompose, write_reward, train, judge, collect.
+"""Nodes from a plan with rewards to trained subtasks: train, judge, collect (the plan and its rewards:
+`agents.plan_nodes`).
 
 Subtasks are worked on one at a time (`current`). An rl subtask gets a reward program, is trained in a
 worker and judged by its evaluated success rate; a failed one gets its reward rewritten with the
@@ -19,141 +20,14 @@ from langgraph.runtime import Runtime
 
 from dexforge.agents import faults
 from dexforge.agents.context import AgentContext
-from dexforge.agents.roles import ask_role
+from dexforge.agents.plan_nodes import plan_of, start_states_of
 from dexforge.agents.runs import log_event, rel
-from dexforge.agents.schemas import DecomposeBrief, Decomposition, RewardBrief, RewardDraft
 from dexforge.agents.state import AgentState, Attempt
 from dexforge.policies.job_types import CollectResult, TrainSubtaskResult
 from dexforge.policies.subtask import Plan
-from dexforge.sim.spec import TaskSpec, load_yaml
-from dexforge.tools.base import Scope
 from dexforge.tools.common import CRASH_JOBS, ToolFailed, call_tool, progress
-from dexforge.tools.sim_tools import metric_keys
-from dexforge.tools.train_tools import check_reward, train_subtask
 from dexforge.tools.train_tools import collect as collect_tool
-
-
-def _plan(state: AgentState) -> Plan:
-    return Plan.model_validate(load_yaml(state["plan_yaml"]))
-
-
-def _cap(plan: Plan, ctx: AgentContext) -> Plan:
-    if ctx.rl_budget is None:
-        return plan
-    subs = []
-    for s in plan.subtasks:
-        if s.controller == "rl" and s.budget.env_steps > ctx.rl_budget:
-            s = s.model_copy(update={"budget": s.budget.model_copy(update={"env_steps": ctx.rl_budget})})
-        subs.append(s)
-    return plan.model_copy(update={"subtasks": subs})
-
-
-def decompose(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
-    ctx = runtime.context
-    spec = TaskSpec.from_yaml(state["spec_yaml"])
-    previous = _plan(state) if state.get("plan_yaml") else None
-    brief = DecomposeBrief(
-        request=state["request"],
-        family=state.get("family") or "lift",
-        spec=spec,
-        memories=state.get("memories", []),
-        examples=state.get("examples", []),
-        previous=previous,
-        failure=state.get("failure") if previous is not None else None,
-    )
-
-    def validate(answer: Decomposition) -> None:
-        answer.plan.check_against(spec)
-
-    scope = _scope(state, ctx, "decomposer", plan_yaml=state.get("plan_yaml"))
-    answer, calls = ask_role("decomposer", brief, ctx, scope=scope, validate=validate)
-    assert isinstance(answer, Decomposition)
-    plan = _cap(answer.plan.model_copy(update={"task": spec.name}), ctx)
-    plans = list(state.get("plans", []))
-    path = Path(state["run_dir"]) / f"plan_v{len(plans) + 1}.yaml"
-    plan.save(path)
-    plans.append(rel(state["run_dir"], path))
-    # a fresh plan keeps the subtasks that passed when it starts with the same ones (same spec, same order)
-    passed: dict = {}
-    if previous is not None:
-        for old, new in zip(previous.subtasks, plan.subtasks, strict=False):
-            if old != new or old.name not in state.get("passed", {}):
-                break
-            passed[new.name] = state["passed"][old.name]
-    log_event(state["run_dir"], "plan", version=len(plans), reasoning=answer.reasoning, kept=list(passed))
-    progress(event="plan", subtasks=[s.name for s in plan.subtasks])
-    stop = {"status": "stopped", "reason": "stopped after planning, as asked (stop_after=decompose)"}
-    return {
-        **(stop if ctx.stop_after == "decompose" else {}),
-        "plan_yaml": plan.to_yaml(),
-        "plans": plans,
-        "passed": passed,
-        "current": len(passed),
-        "retries": 0,
-        "reward_errors": 0,
-        "failure": None,
-        "decision": "next",
-        "node_path": ["decompose"],
-        "model_calls": calls,
-    }
-
-
-def write_reward(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
-    ctx = runtime.context
-    spec = TaskSpec.from_yaml(state["spec_yaml"])
-    plan = _plan(state)
-    sub = plan.subtasks[state["current"]]
-    history = state.get("attempts", {}).get(sub.name, [])
-    last = history[-1] if history else None
-    keys = metric_keys(spec)
-    brief = RewardBrief(
-        request=state["request"],
-        spec=spec,
-        subtask=sub,
-        metrics=keys,
-        attempt=len(history),
-        previous=(Path(state["run_dir"]) / last["reward"]).read_text() if last and last.get("reward") else None,
-        stats=last.get("components") if last else None,
-        failure=state.get("failure"),
-        memories=state.get("memories", []),
-        examples=state.get("examples", []),
-    )
-
-    def validate(answer: RewardDraft) -> None:
-        if answer.subtask != sub.name:
-            raise ValueError(f"`subtask` must be '{sub.name}', the subtask being rewarded, not '{answer.subtask}'")
-        try:
-            call_tool(check_reward, source=answer.source, metric_keys=sorted(keys))
-        except ToolFailed as exc:
-            raise ValueError(exc.message) from None
-
-    start_states = _start_states(state, plan, state["current"])
-    scope = _scope(
-        state,
-        ctx,
-        "reward_writer",
-        plan_yaml=state["plan_yaml"],
-        subtask=sub.name,
-        attempts=[dict(a) for a in history],
-        start_states=start_states,
-        start_metrics=str(Path(start_states).with_name("end_metrics.pt")) if start_states else None,
-    )
-    draft, calls = ask_role("reward_writer", brief, ctx, scope=scope, validate=validate)
-    assert isinstance(draft, RewardDraft)
-    if faults.reward_raises(ctx.faults, sub.name, len(history)):
-        draft = draft.model_copy(update={"source": faults.RAISING_REWARD})
-        log_event(state["run_dir"], "fault", fault="reward_raises", subtask=sub.name, attempt=len(history))
-    subs = [s.model_copy(update={"reward": draft.source}) if s.name == sub.name else s for s in plan.subtasks]
-    plan = plan.model_copy(update={"subtasks": subs})
-    log_event(state["run_dir"], "reward", subtask=sub.name, attempt=len(history), reasoning=draft.reasoning)
-    progress(event="reward", subtask=sub.name, attempt=len(history))
-    return {
-        "plan_yaml": plan.to_yaml(),
-        "reflection": draft.reasoning if history else None,
-        "node_path": ["write_reward"],
-        "model_calls": calls,
-    }
-
+from dexforge.tools.train_tools import train_subtask
 
 IMPROVE_SHARE = 0.5  # of its budget, for a subtask trained again after a weak chain (it starts from its policy)
 
@@ -170,7 +44,7 @@ def _improve_budget(plan: Plan, name: str) -> Plan:
 
 def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     ctx = runtime.context
-    plan = _plan(state)
+    plan = plan_of(state)
     index = state["current"]
     sub = plan.subtasks[index]
     if state.get("improving") == sub.name and state.get("kept"):  # more of what passed, not a new start
@@ -179,7 +53,7 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     history = attempts.setdefault(sub.name, [])
     out_dir = Path(state["run_dir"]) / "subtasks" / sub.name / f"attempt{len(history)}"
     done_file = out_dir / "outcome.json"
-    start = _start_states(state, plan, index)
+    start = start_states_of(state, plan, index)
     attempt: Attempt = {
         "attempt": len(history),
         "reflection": state.get("reflection"),
@@ -265,29 +139,6 @@ def train(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     return {"attempts": attempts, "node_path": ["train"]}
 
 
-def _start_states(state: AgentState, plan: Plan, index: int) -> str | None:
-    """The end states of the subtask before `index` (absolute path) when `index` starts from them."""
-    if index == 0 or plan.subtasks[index].start != "previous":
-        return None
-    before = state.get("passed", {}).get(plan.subtasks[index - 1].name) or {}
-    return str(Path(state["run_dir"]) / before["end_states"]) if before.get("end_states") else None
-
-
-def _scope(state: AgentState, ctx: AgentContext, role: str, **fields) -> Scope:
-    return Scope(
-        run_dir=state["run_dir"],
-        role=role,
-        request=state["request"],
-        spec_yaml=state["spec_yaml"],
-        spec_dir=str(Path(state["run_dir"]) / Path(state["specs"][-1]["spec"]).parent) if state.get("specs") else None,
-        backend=ctx.backend,
-        job_timeout_s=min(ctx.job_timeout_s, 900.0),
-        memory=ctx.memory,
-        vision=ctx.model_for(role).vision,
-        **fields,
-    )
-
-
 def _remembered(state: AgentState, sub) -> list[dict]:
     """Warm-start candidates from the experience store (nothing when it cannot be read)."""
     from dexforge.agents import experience
@@ -321,7 +172,7 @@ def _training_components(stats: Path) -> dict | None:
 def judge(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """Pass the subtask, or retry it with a rewritten reward, or decompose afresh, or give up."""
     ctx = runtime.context
-    plan = _plan(state)
+    plan = plan_of(state)
     sub = plan.subtasks[state["current"]]
     last = state["attempts"][sub.name][-1]
     ok = not last.get("error") and last.get("success_rate", 0.0) >= ctx.pass_rate and last.get("end_states")
@@ -394,7 +245,7 @@ def weakest(plan: Plan, passed: dict) -> str | None:
 
 def collect(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     ctx = runtime.context
-    plan = _plan(state)
+    plan = plan_of(state)
     improved = state.get("improved", 0)
     checkpoints = {
         s.name: str(Path(state["run_dir"]) / state["passed"][s.name]["checkpoint"])
