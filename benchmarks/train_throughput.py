@@ -1,7 +1,10 @@
 """PPO training throughput on one core and on two, and against raw HandEnv stepping, side by side in one run.
 
 Prints JSON: env-steps/s of
-- raw: HandEnv.step with random actions, in this process;
+- raw: HandEnv.step with random actions, in this process (Genesis may use more than one core for it);
+- raw_one_core: the same, held to one core;
+- raw_groups: random actions stepped by the env groups (below), with their reward program: the most PPO on
+  groups can reach, since PPO adds acting, bookkeeping and updates to it;
 - ppo_one_core: PPO training (acting, stepping, reward program, memory, updates) with this process held
   to one core (sched_setaffinity) and one torch thread;
 - ppo_in_process: the same with every core allowed (torch uses them in the update; Genesis steps on one);
@@ -10,7 +13,8 @@ Prints JSON: env-steps/s of
 - ppo_groups_overlap: the same, with each rollout's update running while the next rollout is collected
   (PPOConfig.overlap: one update of policy lag); what subtask training does by default.
 Ratios: ppo_in_process / raw (target >= 0.6) and ppo_groups_overlap / ppo_one_core (the default training on
-both cores against one core, target >= 1.6), and ppo_groups / ppo_one_core (groups without the overlap).
+both cores against one core, target >= 1.6), and ppo_groups / ppo_one_core (groups without the overlap);
+raw_groups / raw_one_core says how much of two cores the groups' stepping itself gets.
 Runs are interleaved (`--repeats`), the best of each counts.
 `--beside-busy N` keeps N busy processes (a spinning Python loop each) running through the measurement: a
 machine that does something else too. OpenMP's wait policy is dexforge's default (PASSIVE) unless
@@ -88,7 +92,16 @@ def measure(args: argparse.Namespace) -> dict:
     gen = torch.Generator().manual_seed(0)
     from dexforge.policies import overlap as overlap_module
 
-    names = ("raw", "ppo_one_core", "ppo_in_process", "ppo_groups", "ppo_groups_overlap", "ppo_groups_overlap_nice")
+    names = (
+        "raw",
+        "raw_one_core",
+        "raw_groups",
+        "ppo_one_core",
+        "ppo_in_process",
+        "ppo_groups",
+        "ppo_groups_overlap",
+        "ppo_groups_overlap_nice",
+    )
     times: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as tmp, EnvGroups(env, source, groups=n_cores) as groups:
 
@@ -106,6 +119,17 @@ def measure(args: argparse.Namespace) -> dict:
             for _ in range(steps):
                 env.step(torch.rand(args.envs, env.num_actions, generator=gen) * 2 - 1)
             times["raw"].append(time.perf_counter() - t0)
+            with one_core():
+                env.reset()
+                t0 = time.perf_counter()
+                for _ in range(steps):
+                    env.step(torch.rand(args.envs, env.num_actions, generator=gen) * 2 - 1)
+                times["raw_one_core"].append(time.perf_counter() - t0)
+            groups.reset()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                groups.advance(torch.rand(args.envs, env.num_actions, generator=gen) * 2 - 1)
+            times["raw_groups"].append(time.perf_counter() - t0)
             with one_core():
                 times["ppo_one_core"].append(ppo(f"one{rep}"))
             times["ppo_in_process"].append(ppo(f"in{rep}"))
@@ -133,6 +157,7 @@ def measure(args: argparse.Namespace) -> dict:
         "ratio_in_process_to_raw": round(rate["ppo_in_process"] / rate["raw"], 3),
         "target_ratio_in_process_to_raw": 0.6,
         "two_cores_to_one": round(rate["ppo_groups_overlap"] / rate["ppo_one_core"], 3),
+        "raw_groups_to_one_core": round(rate["raw_groups"] / rate["raw_one_core"], 3),
         "serial_groups_to_one": round(rate["ppo_groups"] / rate["ppo_one_core"], 3),
         "groups_to_in_process": round(rate["ppo_groups"] / rate["ppo_in_process"], 3),
         "overlap_nice_to_one": round(rate["ppo_groups_overlap_nice"] / rate["ppo_one_core"], 3),
