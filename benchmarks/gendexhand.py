@@ -61,6 +61,11 @@ def dexforge_bin() -> str:
 
 
 def run_task(task: str, seed: int, args: argparse.Namespace, root: Path) -> dict:
+    """One sentence from an empty home; what `run_result` reads, with the revision that ran it."""
+    return {**_run_task(task, seed, args, root), "revision": _revision()}
+
+
+def _run_task(task: str, seed: int, args: argparse.Namespace, root: Path) -> dict:
     home = root / f"{task}-seed{seed}"
     home.mkdir(parents=True, exist_ok=True)
     cmd = [dexforge_bin(), "run", TASKS[task], "--seed", str(seed), "--episodes", str(args.episodes), "--json"]
@@ -177,7 +182,7 @@ def run_baselines(result: dict, args: argparse.Namespace) -> dict:
     budget = max(MIN_BUDGET, planned, summary.get("env_steps") or 0)  # retries count: what the run used
     if args.budget:
         budget = args.budget
-    out = {"budget_env_steps": budget}
+    out = {"budget_env_steps": budget, "revision": _revision()}  # a run reused by --runs-from keeps its own
     for name, make in (("plain_staged", plain_staged_plan), ("freeze_only", freeze_only_plan)):
         variant = make(plan, spec, budget, wall_time_s=CONTROL_WALL_S)
         t0 = time.time()
@@ -294,7 +299,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "environment": {k: os.environ[k] for k in sorted(os.environ) if k.startswith("DEXFORGE_")},
-        "revision": _revision(),
+        "revision": _revision(),  # this report's; each run and its controls say which revision trained them
         "runs": results,
         "per_task": per_task,
         "overall_mean_success": overall,
